@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -112,11 +113,22 @@ class Pattern(_Strict):
         return None if value is None else to_tenths(value)
 
 
+def _pattern_choice(value: object) -> object:
+    ok_number = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 253
+    if ok_number or value in ("free", "flash"):
+        return value
+    raise ValueError(f"{value!r} is not a pattern: give a number 1-253, 'free' or 'flash'")
+
+
+#: What a day plan event runs: a pattern number, ``free`` or ``flash``.
+PatternChoice = Annotated[PatternNumber | SpecialPattern, BeforeValidator(_pattern_choice)]
+
+
 class DayPlanEvent(_Strict):
     """From ``at`` (local time, HH:MM) run ``pattern`` (a number, ``free`` or ``flash``)."""
 
     at: ClockTime
-    pattern: PatternNumber | SpecialPattern
+    pattern: PatternChoice
 
     @property
     def minute_of_day(self) -> int | None:

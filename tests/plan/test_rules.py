@@ -248,13 +248,16 @@ CASES = [
     ),
     Case(
         "CYCLE_RANGE",
-        _both(_pat(2, cycle=89.9), _splits(2, p1=15, p2=31, p3=15, p4=28.9, p5=15, p6=31,
-                                             p7=15, p8=28.9)),
+        _both(
+            _pat(2, cycle=89.9),
+            _splits(2, p1=15, p2=31, p3=15, p4=28.9, p5=15, p6=31, p7=15, p8=28.9),
+        ),
         "pattern 2",
-        boundary=_both(_pat(2, cycle=90), _splits(2, p1=15, p2=31, p3=15, p4=29, p5=15, p6=31,
-                                                   p7=15, p8=29)),
+        boundary=_both(
+            _pat(2, cycle=90), _splits(2, p1=15, p2=31, p3=15, p4=29, p5=15, p6=31, p7=15, p8=29)
+        ),
         limits=SiteLimits(cycle_min=90),
-    ),  # fmt: skip
+    ),
     Case("OFFSET_RANGE", _pat(1, offset=100), "pattern 1", boundary=_pat(1, offset=99.9)),
     Case("COORD_PER_RING", _pat(1, coord_phases=[2]), "pattern 1, ring 2"),
     Case("COORD_PER_RING", _pat(1, coord_phases=[1, 2, 6]), "pattern 1, ring 1"),
