@@ -61,6 +61,27 @@ class StateConfig(_Section):
     fallback_plan: Path | None = None
 
 
+class ControllerConfig(_Section):
+    """``[controller]``: the signal controller in this cabinet (docs/controllers.md).
+
+    ``url`` names protocol and transport (``udp://HOST:PORT``,
+    ``serial:///dev/ttyUSB0?baud=38400``, ``tcp://HOST:PORT``); the other keys
+    are defaults that query parameters in the URL override.
+    """
+
+    url: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    community: Annotated[str, Field(min_length=1, max_length=64)] = "public"
+    address: Annotated[int, Field(ge=0, le=8191)] = 1
+    baud: Annotated[int, Field(ge=50, le=4_000_000)] = 38400
+    timeout_ms: Annotated[int, Field(ge=10, le=60_000)] = 500
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    max_varbinds: Annotated[int, Field(ge=1, le=255)] = 20
+    #: Status polls per second.
+    poll_hz: Annotated[float, Field(gt=0, le=50)] = 10.0
+    #: Consecutive failed polls before the link counts as down.
+    down_after: Annotated[int, Field(ge=1, le=100)] = 3
+
+
 class AgentConfig(BaseSettings):
     """The whole configuration file."""
 
@@ -74,6 +95,7 @@ class AgentConfig(BaseSettings):
 
     device: DeviceConfig
     site: SiteLimits = SiteLimits()
+    controller: ControllerConfig = ControllerConfig()
     logging: LoggingConfig = LoggingConfig()
     state: StateConfig = StateConfig()
 

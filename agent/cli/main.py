@@ -16,7 +16,7 @@ import sys
 import typer
 
 from agent import __version__
-from agent.cli import config_cmd, plan_cmd
+from agent.cli import config_cmd, controller_cmd, plan_cmd
 
 app = typer.Typer(
     name="greenwave",
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(plan_cmd.app, name="plan")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(controller_cmd.app, name="controller")
 
 
 def _version(value: bool) -> None:
