@@ -1,0 +1,381 @@
+"""``greenwave-sim``: run the simulated signal controller.
+
+``greenwave-sim serve`` loads a timing plan (the agent's reader and validator
+judge it first), starts the simulated controller at ``--speed`` times real
+time and answers NTCIP 1202 over SNMPv1 on UDP, and over PMPP (NTCIP 2101
+framing) on TCP and on a pty that looks like a serial port. On start it
+prints one line per endpoint on standard output, then ``ready``::
+
+    udp 127.0.0.1:16100
+    tcp 127.0.0.1:40123
+    pty /tmp/sim-serial /dev/pts/7
+    ready
+
+``greenwave-sim objects`` lists the objects it answers. See docs/simulator.md.
+
+Exit codes: 0 after SIGTERM or SIGINT (clean stop); 1 when a server cannot
+start (port in use, pty path taken); 2 for a bad argument or a plan that
+cannot be read or breaks a safety rule -- always one line per problem on
+standard error, never a traceback; 70 for an internal error (a bug: one
+line on standard error, the traceback in the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+import structlog
+import typer
+
+from agent.errors import GreenwaveError, PlanParseError, PlanSchemaError
+from agent.plan.document import parse_plan, read_plan_file
+from agent.plan.model import Plan
+from agent.plan.validator import validate_plan
+from firmware_sim.commands import ScheduledFault, parse_fault
+from firmware_sim.controller import SimConfig, SimController
+from firmware_sim.database import DatabaseValueError
+from firmware_sim.default_plan import DEFAULT_PLAN_JSON, DEFAULT_PLAN_NAME
+from firmware_sim.ntcip_mib import SERVED, ServedObject
+from firmware_sim.ntcip_responder import (
+    SERIAL_MAX_MESSAGE,
+    UDP_MAX_MESSAGE,
+    WriteHook,
+    parse_alter,
+    parse_ignore,
+    parse_refuse,
+)
+from firmware_sim.pmpp_session import DEFAULT_ADDRESS
+from firmware_sim.runner import ServeSettings, SimStartError, run_simulator
+from firmware_sim.serve import parse_host_port
+from firmware_sim.view import LiveView
+
+EXIT_OK = 0
+EXIT_CANNOT_START = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+#: Where the simulator listens when no --udp, --tcp or --pty is given.
+DEFAULT_UDP = "127.0.0.1:16100"
+MAX_SPEED = 10_000.0
+#: The smallest --max-message: no smaller message limit makes sense for SNMP.
+MIN_MESSAGE = 128
+
+log = structlog.get_logger("firmware_sim.cli")
+
+app = typer.Typer(
+    name="greenwave-sim",
+    help="A simulated NTCIP signal controller (8-phase NEMA dual ring, MMU, event log).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
+)
+
+
+def _die(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    typer.echo(f"greenwave-sim: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _emit(line: str) -> None:
+    """One line on standard output (endpoints, ``ready``, command answers)."""
+    # If nobody reads standard output any more, the simulator keeps running.
+    with contextlib.suppress(OSError):
+        print(line, flush=True)
+
+
+# ---------------------------------------------------------------------- logging
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (the live view redirects it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _configure_logging(level: str, fmt: str) -> None:
+    numeric = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}[level]
+    stream: TextIO = sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,
+    )
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def _load_plan(path: Path | None) -> tuple[Plan, str]:
+    """The plan to run, judged like ``greenwave plan validate`` would; exits 2 if unusable."""
+    name = str(path) if path is not None else DEFAULT_PLAN_NAME
+    try:
+        plan = read_plan_file(path) if path is not None else parse_plan(DEFAULT_PLAN_JSON)
+    except PlanParseError as err:
+        where = f"line {err.line}: " if err.line is not None and "line" not in err.message else ""
+        typer.echo(f"{name}: cannot read: {where}{err.message}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except PlanSchemaError as err:
+        typer.echo(f"{name}: not a plan document: {len(err.problems)} problem(s)", err=True)
+        for field_path, why in err.problems:
+            where = "" if field_path == "(document)" else f"{field_path}: "
+            typer.echo(f"  {name}: {where}{why}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    report = validate_plan(plan)
+    if not report.ok:
+        typer.echo(f"{name}: REJECTED, {len(report.errors)} rule violation(s)", err=True)
+    for violation in (*report.errors, *report.warnings):
+        label = violation.rule if violation.severity == "error" else f"{violation.rule} (warning)"
+        typer.echo(f"  {label}: {violation.message}", err=True)
+    if not report.ok:
+        raise typer.Exit(EXIT_USAGE)
+    return plan, name
+
+
+def _parse_offset(text: str) -> int:
+    """``local``, ``0``, ``+2``, ``-05:00``, ``+05:30`` -> seconds east of UTC."""
+    text = text.strip()
+    if text == "local":
+        return time.localtime().tm_gmtoff
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    hours, _, minutes = body.partition(":")
+    if not hours.isdigit() or (minutes and not minutes.isdigit()):
+        raise ValueError(f"{text!r} is not an offset like +02:00, -05:00 or local")
+    seconds = int(hours) * 3600 + int(minutes or 0) * 60
+    if seconds > 14 * 3600 or int(minutes or 0) >= 60:
+        raise ValueError(f"{text!r} is not a UTC offset (at most 14:00)")
+    return sign * seconds
+
+
+def _parse_start(text: str, utc_offset_s: int) -> int:
+    """``now`` or an ISO 8601 time -> epoch seconds; a time without offset is local time."""
+    if text.strip().lower() == "now":
+        return int(time.time())
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not 'now' or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        return int(moment.replace(tzinfo=UTC).timestamp()) - utc_offset_s
+    return int(moment.timestamp())
+
+
+def _endpoints(texts: list[str], kind: str) -> tuple[tuple[str, int], ...]:
+    out: list[tuple[str, int]] = []
+    for text in texts:
+        try:
+            out.append(parse_host_port(text))
+        except ValueError as err:
+            _die(f"--{kind}: {err}")
+    return tuple(out)
+
+
+def _hooks(refuse: list[str], alter: list[str], ignore: list[str]) -> tuple[WriteHook, ...]:
+    hooks: list[WriteHook] = []
+    for option, parser, texts in (
+        ("refuse", parse_refuse, refuse),
+        ("alter", parse_alter, alter),
+        ("ignore", parse_ignore, ignore),
+    ):
+        for text in texts:
+            try:
+                hooks.append(parser(text))
+            except ValueError as err:
+                _die(f"--{option} {text!r}: {err}")
+    return tuple(hooks)
+
+
+def _faults(texts: list[str]) -> tuple[ScheduledFault, ...]:
+    faults: list[ScheduledFault] = []
+    for text in texts:
+        try:
+            faults.append(parse_fault(text))
+        except ValueError as err:
+            _die(f"--fault {text!r}: {err}")
+    return tuple(faults)
+
+
+# ---------------------------------------------------------------------- commands
+
+
+@app.callback()
+def _root() -> None:
+    """A simulated NTCIP signal controller (8-phase NEMA dual ring, MMU, event log)."""
+
+
+@app.command("serve")
+def serve(
+    udp: list[str] = typer.Option(
+        [], "--udp", metavar="HOST:PORT", help=f"Answer SNMP on UDP (default {DEFAULT_UDP})."
+    ),
+    tcp: list[str] = typer.Option(
+        [], "--tcp", metavar="HOST:PORT", help="Answer PMPP-framed SNMP on TCP."
+    ),
+    pty: list[Path] = typer.Option(
+        [], "--pty", metavar="PATH", help="Answer PMPP on a pty whose slave is linked at PATH."
+    ),
+    plan_file: Path | None = typer.Option(
+        None, "--plan", metavar="FILE", help="Timing plan (default: the built-in 8-phase plan)."
+    ),
+    speed: float = typer.Option(1.0, "--speed", metavar="X", help="Simulated time per wall time."),
+    community: str = typer.Option("public", "--community", metavar="NAME"),
+    address: int = typer.Option(
+        DEFAULT_ADDRESS, "--address", metavar="N", help="PMPP drop address (1-8191)."
+    ),
+    baud: int | None = typer.Option(
+        None, "--baud", metavar="N", help="Pace the TCP and pty byte streams to N baud."
+    ),
+    start: str = typer.Option(
+        "now", "--start", metavar="ISO8601|now", help="Controller clock at start."
+    ),
+    utc_offset: str = typer.Option(
+        "local", "--utc-offset", metavar="+HH:MM|local", help="Controller time zone."
+    ),
+    view: bool | None = typer.Option(
+        None, "--view/--no-view", help="Live phase view (default: on a terminal)."
+    ),
+    control: bool = typer.Option(
+        True, "--control/--no-control", help="Read commands (inject, reset, status) on stdin."
+    ),
+    refuse: list[str] = typer.Option(
+        [], "--refuse", metavar="OBJECT[:STATUS]", help="Answer Sets of OBJECT with an error."
+    ),
+    alter: list[str] = typer.Option(
+        [], "--alter", metavar="OBJECT=DELTA", help="Store Sets of OBJECT plus DELTA."
+    ),
+    ignore: list[str] = typer.Option(
+        [], "--ignore", metavar="OBJECT", help="Accept Sets of OBJECT, store nothing."
+    ),
+    fault: list[str] = typer.Option(
+        [], "--fault", metavar="KIND@S[:CH]", help="Inject an MMU fault at a time."
+    ),
+    max_message: int | None = typer.Option(
+        None,
+        "--max-message",
+        metavar="BYTES",
+        help=f"Largest SNMP response (default {UDP_MAX_MESSAGE} UDP, {SERIAL_MAX_MESSAGE} PMPP).",
+    ),
+    log_level: str = typer.Option("info", "--log-level", metavar="debug|info|warning"),
+    log_format: str = typer.Option("auto", "--log-format", metavar="auto|console|json"),
+) -> None:
+    """Run the simulated controller and answer NTCIP 1202 on UDP, TCP and a pty."""
+    if log_level not in {"debug", "info", "warning"}:
+        _die(f"--log-level {log_level!r}: use debug, info or warning")
+    if log_format not in {"auto", "console", "json"}:
+        _die(f"--log-format {log_format!r}: use auto, console or json")
+    if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
+        _die(f"--speed {speed}: must be above 0 and at most {MAX_SPEED:g}")
+    if not 1 <= address <= 8191:
+        _die(f"--address {address}: a PMPP drop address is 1-8191")
+    if baud is not None and not 50 <= baud <= 4_000_000:
+        _die(f"--baud {baud}: must be 50-4000000")
+    if max_message is not None and not MIN_MESSAGE <= max_message <= 65507:
+        _die(f"--max-message {max_message}: must be {MIN_MESSAGE}-65507")
+    if not community or not community.isascii():
+        _die("--community: must be non-empty ASCII text")
+    try:
+        offset_s = _parse_offset(utc_offset)
+        epoch_s = _parse_start(start, offset_s)
+    except ValueError as err:
+        _die(str(err))
+    settings = ServeSettings(
+        udp=_endpoints(udp, "udp") if udp or tcp or pty else (parse_host_port(DEFAULT_UDP),),
+        tcp=_endpoints(tcp, "tcp"),
+        pty=tuple(pty),
+        speed=speed,
+        community=community.encode(),
+        address=address,
+        baud=baud,
+        hooks=_hooks(refuse, alter, ignore),
+        faults=_faults(fault),
+        udp_max_message=max_message or UDP_MAX_MESSAGE,
+        serial_max_message=max_message or SERIAL_MAX_MESSAGE,
+        control=control,
+    )
+    show_view = sys.stdout.isatty() if view is None else view
+    _configure_logging(log_level, "console" if show_view and log_format == "auto" else log_format)
+    plan, plan_name = _load_plan(plan_file)
+    try:
+        controller = SimController.from_plan(
+            plan, config=SimConfig(epoch_s=epoch_s, utc_offset_s=offset_s)
+        )
+    except DatabaseValueError as err:
+        _die(f"{plan_name}: the controller cannot hold this plan: {err}")
+    log.info(
+        "plan_loaded", plan=plan_name, version=plan.version, start=epoch_s, utc_offset=offset_s
+    )
+    try:
+        asyncio.run(
+            run_simulator(controller, settings, emit=_emit, view=LiveView() if show_view else None)
+        )
+    except SimStartError as err:
+        _die(err.message, EXIT_CANNOT_START)
+    except GreenwaveError as err:
+        _die(err.message, EXIT_CANNOT_START)
+    except Exception as err:  # the last guard before a traceback: a bug, say so in one line
+        log.exception("internal_error")
+        _die(f"internal error, please report it: {type(err).__name__}: {err}", EXIT_INTERNAL)
+
+
+def _instance(served: ServedObject) -> str:
+    if served.mib.is_scalar:
+        return ".0"
+    return "".join(f".<{name}>" for name in served.mib.index)
+
+
+def _units(served: ServedObject) -> str:
+    return served.mib.units.value or "-"
+
+
+@app.command("objects")
+def objects(
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table."),
+) -> None:
+    """List the NTCIP objects the simulator answers: OID, units, access."""
+    if markdown:
+        print("| object | OID | units | access | in the simulator |")
+        print("|---|---|---|---|---|")
+    for served in SERVED:
+        oid = ".".join(map(str, served.oid)) + _instance(served)
+        access = "read-write" if served.writable else "read-only"
+        if markdown:
+            effect = served.effect or "-"
+            print(f"| {served.mib.name} | `{oid}` | {_units(served)} | {access} | {effect} |")
+        else:
+            print(f"{served.mib.name:<30} {access:<10} {_units(served):<6} {oid}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
