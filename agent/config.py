@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError
@@ -82,6 +82,70 @@ class ControllerConfig(_Section):
     down_after: Annotated[int, Field(ge=1, le=100)] = 3
 
 
+class MqttConfig(_Section):
+    """``[mqtt]``: the city's broker (docs/central-integration.md).
+
+    The session is persistent (clean session off) under a fixed client id, so
+    commands published while the agent was away are delivered when it returns.
+    With ``tls`` the broker is verified against ``ca_file`` and, when
+    ``cert_file``/``key_file`` are given, the agent authenticates with its
+    client certificate.
+    """
+
+    host: Annotated[str, Field(min_length=1, max_length=253)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    #: Defaults to ``greenwave-<device id>``.
+    client_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    username: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    #: A file holding the password (never the password itself in this file).
+    password_file: Path | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    #: First and longest wait between reconnect attempts (jittered, doubling).
+    reconnect_initial_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if not self.tls and (self.ca_file or self.cert_file):
+            raise ValueError("ca_file, cert_file and key_file need tls = true")
+        if self.reconnect_initial_s > self.reconnect_max_s:
+            raise ValueError("reconnect_initial_s must not exceed reconnect_max_s")
+        return self
+
+
+class CentralConfig(_Section):
+    """``[central]``: command verification limits and telemetry rates (SPEC §4)."""
+
+    #: Clock skew tolerated on ``iat``/``nbf``/``exp`` (s).
+    skew_s: Annotated[float, Field(ge=0, le=600)] = 30.0
+    #: Longest ``exp - iat`` a command may claim (s).
+    max_command_lifetime_s: Annotated[float, Field(ge=1, le=86_400)] = 300.0
+    #: Largest command read at all, checked before parsing (bytes).
+    max_command_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    #: Most unexpired command ids remembered against replay.
+    replay_capacity: Annotated[int, Field(ge=16, le=1_000_000)] = 4096
+    #: Central is lost when no valid heartbeat arrives for this long (s).
+    heartbeat_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 15.0
+    #: ``state`` is republished at least this often (s).
+    state_interval_s: Annotated[float, Field(ge=1, le=300)] = 30.0
+    #: Most ``spat`` messages per second.
+    spat_hz: Annotated[float, Field(ge=0, le=10)] = 10.0
+    #: Most events kept on disk for central (oldest dropped beyond, with a gap record).
+    events_capacity: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
+    #: Most events in one ``events`` message.
+    events_batch: Annotated[int, Field(ge=1, le=1000)] = 100
+    #: Command messages per second taken off the topics (beyond: dropped, counted).
+    command_rate: Annotated[float, Field(ge=1, le=100_000)] = 200.0
+    #: Command messages waiting for verification (beyond: dropped, counted).
+    command_queue: Annotated[int, Field(ge=1, le=100_000)] = 256
+
+
 class AgentConfig(BaseSettings):
     """The whole configuration file."""
 
@@ -98,6 +162,8 @@ class AgentConfig(BaseSettings):
     controller: ControllerConfig = ControllerConfig()
     logging: LoggingConfig = LoggingConfig()
     state: StateConfig = StateConfig()
+    mqtt: MqttConfig = MqttConfig()
+    central: CentralConfig = CentralConfig()
 
     @classmethod
     def settings_customise_sources(
