@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -349,6 +350,8 @@ class Ack(StrictModel):
     detail: Annotated[str, StringConstraints(max_length=1000)] = ""
     #: When the device sent it, seconds since the epoch.
     ts: NumericDate
+    #: Only on the ``applied`` ack of ``diag.request``: the diagnostics summary.
+    diag: dict[str, Any] | None = None
 
     @classmethod
     def rejected(cls, device: str, rejection: CommandRejected, ts: float) -> Ack:
@@ -365,7 +368,10 @@ class Ack(StrictModel):
 
     def to_bytes(self) -> bytes:
         """The MQTT payload."""
-        return self.model_dump_json().encode("utf-8")
+        body = self.model_dump(mode="json")
+        if body["diag"] is None:
+            del body["diag"]
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _finite(value: float) -> float:
