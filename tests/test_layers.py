@@ -73,3 +73,38 @@ def test_the_simulator_uses_only_shared_agent_layers(path: Path) -> None:
             assert _agent_part(name) in {"agent.protocols", "agent.plan", "agent.errors"}, (
                 f"{path.name} imports {name}"
             )
+
+
+@pytest.mark.parametrize("path", _modules("agent/controller"), ids=lambda p: p.name)
+def test_the_controller_layer_knows_nothing_above_it(path: Path) -> None:
+    for name in _imports(path):
+        assert _agent_part(name) not in {"agent.central", "agent.supervisor", "agent.cli"}, (
+            f"{path.name} imports {name}"
+        )
+        assert _top(name) != "aiomqtt", f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("path", _modules("agent/central"), ids=lambda p: p.name)
+def test_the_central_layer_never_touches_a_controller(path: Path) -> None:
+    for name in _imports(path):
+        assert _agent_part(name) not in {"agent.controller", "agent.supervisor", "agent.cli"}, (
+            f"{path.name} imports {name}"
+        )
+        assert _top(name) != "serial", f"{path.name} imports {name}"
+
+
+#: What the supervisor may see of the controller layer: the interface and the
+#: protocol-neutral poller, never a driver or a transport.
+_CONTROLLER_INTERFACES = {"agent.controller.interface", "agent.controller.poller"}
+
+
+@pytest.mark.parametrize("path", _modules("agent/supervisor"), ids=lambda p: p.name)
+def test_the_supervisor_uses_interfaces_not_drivers(path: Path) -> None:
+    for name in _imports(path):
+        assert _top(name) not in {"aiomqtt", "paho", "serial", "serial_asyncio_fast"}, (
+            f"{path.name} imports {name}"
+        )
+        if _agent_part(name) == "agent.controller":
+            assert name in _CONTROLLER_INTERFACES, f"{path.name} imports {name}"
+        assert _agent_part(name) != "agent.cli", f"{path.name} imports {name}"
+        assert name != "agent.central.link", f"{path.name} imports {name} (use its interface)"

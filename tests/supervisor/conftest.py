@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,8 @@ class AckLog:
     def of(self, jti: str | None) -> list[tuple[str, str]]:
         return [(str(a.status), str(a.code)) for a in self.acks if a.jti == jti]
 
-    async def wait(self, jti: str | None, status: AckStatus, *, timeout: float = 10) -> Ack:
-        async with asyncio.timeout(timeout):
+    async def wait(self, jti: str | None, status: AckStatus, *, within: float = 10) -> Ack:
+        async with asyncio.timeout(within):
             while True:
                 for ack in self.acks:
                     if ack.jti == jti and ack.status is status:
@@ -73,7 +73,7 @@ class Rig:
     poller: StatusPoller
     handler: CommandHandler
     acks: AckLog
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 def sim_args(*extra: str) -> tuple[str, ...]:
@@ -94,7 +94,7 @@ async def rig(tmp_path: Path, sim_extra: tuple[str, ...]) -> AsyncIterator[Rig]:
     controller = make_controller(parse_controller_url(f"udp://127.0.0.1:{sim.udp_port}"))
     poller = StatusPoller(controller, PollSettings(rate_hz=10))
     acks = AckLog()
-    events: list[dict[str, Any]] = []
+    events: list[Mapping[str, Any]] = []
     handler = CommandHandler(
         device_id="cabinet-17",
         verifier=world.verifier,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from agent.central.commands import AckStatus
-from agent.supervisor.store import CommandStore
 from agent.central.signing import SigningKey, new_jti
+from agent.supervisor.store import CommandStore
 from tests.central.world import key_entry
 from tests.simfront.helpers import EXAMPLE_PLAN
 from tests.supervisor.conftest import Rig
@@ -31,7 +31,7 @@ def send(rig: Rig, cmd: str, key: SigningKey | None = None, **changes: Any) -> s
 
 async def load(rig: Rig, version: int = 2) -> str:
     jti = send(rig, "plan.load", args={"plan": example(version)})
-    await rig.acks.wait(jti, AckStatus.APPLIED, timeout=20)
+    await rig.acks.wait(jti, AckStatus.APPLIED, within=20)
     return jti
 
 
@@ -39,7 +39,9 @@ async def test_plan_load_is_stored_then_written_and_confirmed(rig: Rig) -> None:
     jti = await load(rig, 5)
     assert rig.acks.of(jti) == [("accepted", "OK"), ("applied", "OK")]
     stored = CommandStore.open(rig.world.state_dir).plan
-    assert stored is not None and stored.applied and stored.plan.version == 5
+    assert stored is not None
+    assert stored.applied
+    assert stored.plan.version == 5
     phases = {p.phase: p for p in await rig.controller.read_phases()}
     assert phases[2].yellow_s == pytest.approx(example(5)["phases"][1]["yellow"])
 
@@ -56,7 +58,9 @@ async def test_control_pattern_runs_pattern_two(rig: Rig) -> None:
         await rig.poller.wait_for(lambda s: s.pattern == 2)
     assert rig.acks.of(jti) == [("accepted", "OK"), ("applied", "OK")]
     control = CommandStore.open(rig.world.state_dir).control
-    assert control is not None and control.applied and control.pattern == 2
+    assert control is not None
+    assert control.applied
+    assert control.pattern == 2
 
 
 async def test_control_pattern_needs_a_loaded_plan(rig: Rig) -> None:
@@ -64,14 +68,16 @@ async def test_control_pattern_needs_a_loaded_plan(rig: Rig) -> None:
     ack = await rig.acks.wait(jti, AckStatus.REJECTED)
     assert ack.code == "E_NO_PLAN"
     status = rig.poller.latest
-    assert status is not None and status.commanded == "standby"
+    assert status is not None
+    assert status.commanded == "standby"
 
 
 async def test_pattern_missing_from_the_plan_is_refused(rig: Rig) -> None:
     await load(rig)
     jti = send(rig, "control.pattern", args={"pattern": 9})
     ack = await rig.acks.wait(jti, AckStatus.REJECTED)
-    assert ack.code == "E_NO_PLAN" and "pattern 9" in ack.detail
+    assert ack.code == "E_NO_PLAN"
+    assert "pattern 9" in ack.detail
 
 
 async def test_unsafe_and_stale_plans_change_nothing(rig: Rig) -> None:
@@ -85,7 +91,8 @@ async def test_unsafe_and_stale_plans_change_nothing(rig: Rig) -> None:
         assert ack.code == code, ack.detail
     assert await rig.controller.read_phases() == before
     stored = CommandStore.open(rig.world.state_dir).plan
-    assert stored is not None and stored.plan.version == 3
+    assert stored is not None
+    assert stored.plan.version == 3
 
 
 async def test_release_gives_control_back(rig: Rig) -> None:
@@ -127,8 +134,10 @@ class TestRefusingController:
 
     async def test_a_refused_write_fails_with_e_controller(self, rig: Rig) -> None:
         jti = send(rig, "plan.load", args={"plan": example(2)})
-        ack = await rig.acks.wait(jti, AckStatus.FAILED, timeout=20)
-        assert ack.code == "E_CONTROLLER" and "phaseYellowChange" in ack.detail
+        ack = await rig.acks.wait(jti, AckStatus.FAILED, within=20)
+        assert ack.code == "E_CONTROLLER"
+        assert "phaseYellowChange" in ack.detail
         assert rig.acks.of(jti)[0] == ("accepted", "OK")
         stored = CommandStore.open(rig.world.state_dir).plan
-        assert stored is not None and not stored.applied
+        assert stored is not None
+        assert not stored.applied

@@ -1,0 +1,284 @@
+"""The supervisor: one task group owning every long-lived task of the agent (STYLE.md §4).
+
+::
+
+    Supervisor.run()
+    └── TaskGroup
+        ├── controller-poller   StatusPoller.run: 10 Hz status, link health, reconnects
+        ├── status-fanout       each status → spat, hi-res events (outbox), state
+        ├── mqtt-link           the broker connection and its reconnect loop
+        ├── command-intake      command topics → CommandHandler.intake (verify, cheap)
+        ├── command-worker      CommandHandler.run: one command at a time to the controller
+        ├── acks                AckSender.run: acks in order, across outages
+        ├── spat                SpatPublisher.run: ≤ spat_hz, newest only
+        ├── state               StateReporter.run: retained, on change and every 30 s
+        ├── events-forward      the durable outbox → ``events``, numbered batches
+        └── events-sync         fsync of new events, at most once a second
+
+No task is fire-and-forget: they all live in the group, and cancelling
+:meth:`Supervisor.run` (SIGTERM) cancels them all. ``ready`` is called once
+every task has started and the stored plan has been checked against the
+controller.
+
+The parts are built by the composition root (``agent/app.py``) from the
+config; the supervisor sees only interfaces (the :class:`Controller`, the
+link's publish/commands, the outbox), so tests run it with the real simulator
+and broker and nothing here imports a driver or aiomqtt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
+
+from agent import __version__
+from agent.central.jws import CommandVerifier
+from agent.central.topics import DeviceTopics
+from agent.config import AgentConfig
+from agent.controller.interface import Controller, ControllerStatus
+from agent.controller.poller import LinkState, PollSettings, StatusPoller
+from agent.logs import get_logger
+from agent.supervisor.commands import CommandHandler
+from agent.supervisor.store import CommandStore
+from agent.supervisor.telemetry import (
+    AckSender,
+    EventDeriver,
+    Publisher,
+    SpatPublisher,
+    StateReporter,
+    signal_summary,
+    wall_time_of,
+)
+
+log = get_logger("supervisor")
+
+
+class CentralLink(Publisher, Protocol):
+    """What the supervisor needs of the MQTT link."""
+
+    async def run(self) -> None:
+        """Keep the broker connection up forever (cancel to stop)."""
+        ...
+
+    def commands(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Messages from the command topics, (topic, payload), after flood control."""
+        ...
+
+    def stats_dict(self) -> Mapping[str, Any]:
+        """Counters for ``state`` and diagnostics."""
+        ...
+
+
+class Outbox(Protocol):
+    """The durable events outbox."""
+
+    def append(self, event: Mapping[str, Any]) -> int:
+        """Store one event; its sequence number."""
+        ...
+
+    async def forward(
+        self,
+        publish: Callable[[bytes], Awaitable[object]],
+        *,
+        batch_size: int,
+        device: str | None = None,
+    ) -> NoReturn:
+        """Forward stored events in numbered batches forever."""
+        ...
+
+    async def keep_synced(self) -> NoReturn:
+        """fsync new events at most every interval, forever."""
+        ...
+
+    def stats(self) -> Any:
+        """Counters (a dataclass) for ``state`` and diagnostics."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parts:
+    """Everything the supervisor runs, built from the config."""
+
+    config: AgentConfig
+    controller: Controller
+    link: CentralLink
+    outbox: Outbox
+    verifier: CommandVerifier
+    store: CommandStore
+
+
+class Supervisor:
+    """Owns every task; builds the ``state`` document."""
+
+    def __init__(self, parts: Parts, *, wall: Callable[[], float] = time.time) -> None:
+        self.parts = parts
+        config = parts.config
+        self.device = config.device.id
+        self.topics = DeviceTopics(config.device.id, config.device.groups)
+        self.wall = wall
+        self.started_mono = time.monotonic()
+        self.poller = StatusPoller(
+            parts.controller,
+            PollSettings(
+                rate_hz=config.controller.poll_hz, down_after=config.controller.down_after
+            ),
+            on_link_change=self._controller_link_changed,
+        )
+        self.acks = AckSender(parts.link, self.topics.ack)
+        self.spat = SpatPublisher(
+            parts.link, self.topics.spat, self.device, rate_hz=config.central.spat_hz, wall=wall
+        )
+        self.state = StateReporter(
+            parts.link,
+            self.topics.state,
+            self.state_body,
+            interval_s=config.central.state_interval_s,
+            wall=wall,
+        )
+        self.handler = CommandHandler(
+            device_id=self.device,
+            verifier=parts.verifier,
+            controller=parts.controller,
+            status=self.poller,
+            store=parts.store,
+            limits=config.site,
+            acks=self.acks,
+            events=self._record,
+            wall=wall,
+            diagnostics=self.diagnostics,
+            on_change=self.state.poke,
+        )
+        self.deriver = EventDeriver()
+
+    # -- the task group ------------------------------------------------------------------
+
+    async def run(self, *, ready: Callable[[], None] | None = None) -> None:
+        """Run every task until cancelled."""
+        link = self.parts.link
+        self._record({"kind": "agent_start", "version": __version__})
+        async with asyncio.TaskGroup() as group:
+            tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+                "controller-poller": self.poller.run,
+                "status-fanout": self._fan_out,
+                "mqtt-link": link.run,
+                "command-intake": self._intake,
+                "command-worker": self.handler.run,
+                "acks": self.acks.run,
+                "spat": self.spat.run,
+                "state": self.state.run,
+                "events-forward": self._forward_events,
+                "events-sync": self.parts.outbox.keep_synced,
+            }
+            for name, start in tasks.items():
+                group.create_task(start(), name=name)
+            self.handler.reconcile()
+            await asyncio.sleep(0)
+            log.info("agent_ready", device=self.device, tasks=len(tasks))
+            if ready is not None:
+                ready()
+
+    async def _intake(self) -> None:
+        async for topic, payload in self.parts.link.commands():
+            self.handler.intake(topic, payload)
+            # A flood must not hold the loop: let the poller run between messages.
+            await asyncio.sleep(0)
+
+    async def _fan_out(self) -> None:
+        async for status in self.poller.updates():
+            self.spat.offer(status)
+            ts = wall_time_of(status, wall=self.wall(), mono=time.monotonic())
+            for event in self.deriver.update(status, ts):
+                self.parts.outbox.append(event)
+            self.state.poke()
+
+    async def _forward_events(self) -> None:
+        async def publish(payload: bytes) -> None:
+            await self.parts.link.publish(self.topics.events, payload, qos=1, retain=False)
+
+        await self.parts.outbox.forward(
+            publish, batch_size=self.parts.config.central.events_batch, device=self.device
+        )
+
+    def _controller_link_changed(self, link: LinkState) -> None:
+        self._record(
+            {"kind": "controller_link", "up": link.up, "reason": link.reason[:200]},
+        )
+        if link.up:
+            self.handler.reconcile()
+        else:
+            self.deriver.reset()
+        self.state.poke()
+
+    def _record(self, event: Mapping[str, Any]) -> None:
+        body = dict(event)
+        body.setdefault("ts", round(self.wall(), 1))
+        body.setdefault("src", "agent")
+        self.parts.outbox.append(body)
+
+    # -- what central sees ---------------------------------------------------------------
+
+    def mode(self, status: ControllerStatus | None) -> tuple[str, str]:
+        """The mode this agent is in and why (SPEC §6)."""
+        if not self.poller.link.up or status is None:
+            return "fault", f"controller link down: {self.poller.link.reason or 'no status yet'}"
+        if status.in_flash:
+            return ("fault" if status.flash.value in {"mmu", "fault_monitor"} else "flash"), (
+                f"controller reports flash ({status.flash})"
+            )
+        control = self.parts.store.control
+        if control is not None and control.pattern is not None and control.applied:
+            return "central", f"central commanded pattern {control.pattern}"
+        return "local", "the stored plan's time-of-day schedule"
+
+    def state_body(self) -> dict[str, Any]:
+        """The ``state`` document (without ``ts``; the reporter stamps it)."""
+        status = self.poller.latest
+        mode, reason = self.mode(status)
+        stored = self.parts.store.plan
+        control = self.parts.store.control
+        link = self.poller.link
+        return {
+            "device": self.device,
+            "version": __version__,
+            "mode": mode,
+            "reason": reason,
+            "controller": {
+                "endpoint": self.parts.controller.endpoint,
+                "link": "up" if link.up else "down",
+                "reason": link.reason,
+            },
+            "signal": signal_summary(status) if link.up else None,
+            "plan": None
+            if stored is None
+            else {"version": stored.plan.version, "jti": stored.jti, "applied": stored.applied},
+            "control": None
+            if control is None
+            else {
+                "jti": control.jti,
+                "pattern": control.pattern,
+                "activate_at": control.activate_at,
+                "lease_s": control.lease_s,
+                "applied": control.applied,
+            },
+            "central": {
+                "last_heartbeat": self.handler.stats.last_heartbeat,
+            },
+        }
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The ``diag.request`` summary."""
+        return {
+            "uptime_s": round(time.monotonic() - self.started_mono, 1),
+            "polls": self.poller.polls,
+            "poll_failures": self.poller.failures,
+            "commands": self.handler.stats.as_dict(),
+            "acks": {"sent": self.acks.sent, "pending": self.acks.pending},
+            "spat": {"sent": self.spat.sent, "skipped": self.spat.skipped},
+            "link": dict(self.parts.link.stats_dict()),
+            "events": dataclasses.asdict(self.parts.outbox.stats()),
+            "plan_version": self.parts.verifier.plan_version.version,
+        }
