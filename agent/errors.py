@@ -16,7 +16,13 @@ user (CLI, acknowledgement, log) carries one of these, never a stack trace::
     │   └── MessageError            the frame is intact, its content is not (BER, PDU, objects)
     ├── ControllerError             the controller refused, did not answer or did not confirm
     │   └── LinkDown                the controller link is down (after retries)
-    └── CommandError                a central command rejected, with its SPEC §4 code
+    ├── CommandError                a central command rejected, with its SPEC §4 code
+    │   └── CommandRejected         (agent.central.commands) one refusal, code and detail
+    ├── StateFileError              (agent.central.durable) a state file with no good copy (E_STATE)
+    │   └── OutboxError             (agent.central.outbox) the events outbox cannot be used
+    ├── TrustStoreError             (agent.central.trust) the trust store is unusable (E_KEYS)
+    ├── MqttLinkDown                (agent.central.link) the broker is unreachable (E_LINK)
+    └── CentralError                (agent.central.client) central tool: broker or input (E_CENTRAL)
 
 Every class has a ``code``: the stable string used in acknowledgements and
 JSON output. Messages are written for a traffic engineer or a technician.

@@ -4,9 +4,12 @@
 ``mosquitto -c`` on an ephemeral loopback port, waits until it accepts
 connections, and can be stopped and started again on the *same* port with its
 persistence kept (broker-restart tests). Optionally a second, TLS listener
-with client certificates is opened (``tls=TlsFiles(...)``).
+with client certificates is opened (``tls=TlsFiles(...)``; throwaway files
+from :mod:`tests.pki`). :meth:`Mosquitto.pause` freezes it (SIGSTOP) to test
+a broker that stops answering without closing anything.
 
-The fixtures ``broker`` (function scope) live in ``tests/conftest.py``.
+The fixtures ``broker`` and ``tls_broker`` (function scope) live in
+``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -136,6 +139,8 @@ class Mosquitto:
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(sig)
+        if sig != signal.SIGKILL:
+            proc.send_signal(signal.SIGCONT)  # a paused broker must run to handle SIGTERM
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -145,6 +150,16 @@ class Mosquitto:
         deadline = time.monotonic() + timeout
         while _accepts(self.port) and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open, nothing is answered."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def log(self) -> str:
         """What the broker logged."""

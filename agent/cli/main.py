@@ -16,7 +16,7 @@ import sys
 import typer
 
 from agent import __version__
-from agent.cli import config_cmd, controller_cmd, plan_cmd
+from agent.cli import central_cmd, config_cmd, controller_cmd, keys_cmd, plan_cmd, run_cmd
 
 app = typer.Typer(
     name="greenwave",
@@ -29,6 +29,9 @@ app = typer.Typer(
 app.add_typer(plan_cmd.app, name="plan")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(controller_cmd.app, name="controller")
+app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(central_cmd.app, name="central")
+app.command("run")(run_cmd.run)
 
 
 def _version(value: bool) -> None:

@@ -57,6 +57,16 @@ from agent.supervisor.telemetry import (
 log = get_logger("supervisor")
 
 
+class Inbound(Protocol):
+    """One message from a command topic."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes: ...
+
+
 class CentralLink(Publisher, Protocol):
     """What the supervisor needs of the MQTT link."""
 
@@ -64,12 +74,13 @@ class CentralLink(Publisher, Protocol):
         """Keep the broker connection up forever (cancel to stop)."""
         ...
 
-    def commands(self) -> AsyncIterator[tuple[str, bytes]]:
-        """Messages from the command topics, (topic, payload), after flood control."""
+    def commands(self) -> AsyncIterator[Inbound]:
+        """Messages from the command topics, after flood control."""
         ...
 
-    def stats_dict(self) -> Mapping[str, Any]:
-        """Counters for ``state`` and diagnostics."""
+    @property
+    def stats(self) -> Any:
+        """Counters (a dataclass) for ``state`` and diagnostics."""
         ...
 
 
@@ -182,8 +193,8 @@ class Supervisor:
                 ready()
 
     async def _intake(self) -> None:
-        async for topic, payload in self.parts.link.commands():
-            self.handler.intake(topic, payload)
+        async for message in self.parts.link.commands():
+            self.handler.intake(message.topic, message.payload)
             # A flood must not hold the loop: let the poller run between messages.
             await asyncio.sleep(0)
 
@@ -278,7 +289,7 @@ class Supervisor:
             "commands": self.handler.stats.as_dict(),
             "acks": {"sent": self.acks.sent, "pending": self.acks.pending},
             "spat": {"sent": self.spat.sent, "skipped": self.spat.skipped},
-            "link": dict(self.parts.link.stats_dict()),
+            "link": dataclasses.asdict(self.parts.link.stats),
             "events": dataclasses.asdict(self.parts.outbox.stats()),
             "plan_version": self.parts.verifier.plan_version.version,
         }

@@ -1,0 +1,192 @@
+"""End-to-end rig: real mosquitto, real simulator process, the real agent process, central.
+
+A :class:`Cabinet` is one intersection: a ``greenwave-sim`` on an ephemeral
+UDP port, a state directory provisioned with a root and a command key (TEST
+keys, made fresh per test), an agent config, and ``greenwave run`` as a child
+process that a test can stop, SIGKILL and start again.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from agent.central.client import BrokerSettings, CentralClient, CommandSigner, Received
+from agent.central.commands import Role
+from agent.central.signing import SigningKey
+from agent.central.topics import DeviceTopics
+from agent.central.trust import TrustedKey, TrustStore
+from agent.controller.factory import make_controller
+from agent.controller.interface import Controller
+from agent.controller.url import parse_controller_url
+from tests.broker import Mosquitto
+from tests.simfront.helpers import EXAMPLE_PLAN, START_ARGS, SimProcess, start_sim
+
+REPO: Final = Path(__file__).resolve().parents[2]
+ISSUER: Final = "tms.test-city"
+
+#: Every agent process a test started (the leak guard kills and reports them).
+AGENTS: list[subprocess.Popen[bytes]] = []
+
+
+def example_plan(version: int) -> dict[str, Any]:
+    """The example 8-phase plan with another version number."""
+    doc: dict[str, Any] = json.loads(EXAMPLE_PLAN.read_text())
+    doc["version"] = version
+    return doc
+
+
+@dataclass
+class Keys:
+    """Central's TEST keys: one root (keys.update), one command key."""
+
+    root: SigningKey = field(default_factory=lambda: SigningKey.generate("root-1"))
+    command: SigningKey = field(default_factory=lambda: SigningKey.generate("cmd-1"))
+
+    def signer(self, key: SigningKey | None = None, *, lifetime_s: float = 60) -> CommandSigner:
+        return CommandSigner(key or self.command, ISSUER, lifetime_s=lifetime_s)
+
+
+@dataclass
+class Cabinet:
+    """One intersection: simulator, state, config, agent process."""
+
+    device: str
+    root: Path
+    broker: Mosquitto
+    keys: Keys
+    sim: SimProcess
+    extra_config: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "agent.toml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "agent.log"
+
+    @property
+    def topics(self) -> DeviceTopics:
+        return DeviceTopics(self.device)
+
+    def provision(self) -> None:
+        """Write the config and the trust store, as an installer would."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        trust = TrustStore.open(self.state_dir / "trust.json", clock=time.time)
+        for key, role in ((self.keys.root, Role.ROOT), (self.keys.command, Role.COMMAND)):
+            trust.add(TrustedKey(kid=key.kid, iss=ISSUER, role=role, public_key=key.public_key_b64))
+        self.config_path.write_text(
+            f"""
+[device]
+id = "{self.device}"
+groups = ["corridor-a"]
+
+[state]
+dir = "{self.state_dir}"
+
+[controller]
+url = "udp://127.0.0.1:{self.sim.udp_port}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {self.broker.port}
+reconnect_initial_s = 0.1
+reconnect_max_s = 1.0
+
+[logging]
+level = "info"
+format = "json"
+{self.extra_config}
+"""
+        )
+
+    def start(self) -> None:
+        """Start ``greenwave run`` (returns at once; wait for it with :func:`wait_online`)."""
+        assert self.proc is None or self.proc.poll() is not None, "agent already running"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent.cli.main", "run", "--config", str(self.config_path)],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO,
+            )
+        AGENTS.append(self.proc)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int | None:
+        """Stop the agent with ``sig``; its exit status."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+                raise AssertionError(f"agent ignored signal {sig}:\n{self.log()}") from None
+        return proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def controller(self) -> Controller:
+        """A second NTCIP client to the same simulator (to read what it holds)."""
+        return make_controller(parse_controller_url(f"udp://127.0.0.1:{self.sim.udp_port}"))
+
+
+def new_cabinet(
+    root: Path, device: str, broker: Mosquitto, keys: Keys, *sim_args: str, extra_config: str = ""
+) -> Cabinet:
+    """A provisioned cabinet with its simulator running (agent not started)."""
+    root.mkdir(parents=True, exist_ok=True)
+    sim = start_sim(
+        root, "--udp", "127.0.0.1:0", "--no-view", "--speed", "10", *START_ARGS, *sim_args
+    )
+    cabinet = Cabinet(
+        device=device, root=root, broker=broker, keys=keys, sim=sim, extra_config=extra_config
+    )
+    cabinet.provision()
+    return cabinet
+
+
+def broker_settings(broker: Mosquitto) -> BrokerSettings:
+    return BrokerSettings(host=broker.host, port=broker.port, timeout_s=10)
+
+
+@asynccontextmanager
+async def central(broker: Mosquitto) -> AsyncIterator[CentralClient]:
+    """Central's connection to the broker."""
+    async with CentralClient(broker_settings(broker)) as client:
+        yield client
+
+
+async def wait_online(client: CentralClient, cabinet: Cabinet, *, after: int = 0) -> int:
+    """Wait until the agent says it is online with a session above ``after``; the session."""
+    async with client.subscribe(cabinet.topics.online) as online:
+        while True:
+            message = await online.get()
+            body = message.json()
+            if body.get("online") is True and body.get("session", 0) > after:
+                return int(body["session"])
+
+
+async def next_json(subscription: Any) -> dict[str, Any]:
+    message: Received = await subscription.get()
+    body: dict[str, Any] = message.json()
+    return body
