@@ -180,13 +180,19 @@ class CommandHandler:
         self._unverified_acks = _TokenBucket(UNVERIFIED_ACKS_PER_S, 2 * UNVERIFIED_ACKS_PER_S)
         self._activation: _Activation | _Watch | None = None
         self._activation_changed = asyncio.Event()
-        self._heartbeat_listeners: list[Callable[[VerifiedCommand], None]] = []
+        self._heard_listeners: list[Callable[[VerifiedCommand], None]] = []
+        #: Judges a verified command against the agent's mode and clock (E_OVERRIDE, E_CLOCK).
+        self.admit: Callable[[VerifiedCommand], None] = lambda command: None
+        #: Told when a control command took effect in the controller (mode changes).
+        self.on_applied: Callable[[VerifiedCommand | None, str, PatternCommand | None], None] = (
+            lambda command, cmd, pattern: None
+        )
 
     # -- intake ------------------------------------------------------------------------
 
-    def on_heartbeat(self, listener: Callable[[VerifiedCommand], None]) -> None:
-        """Call ``listener`` for every valid heartbeat (the central lease)."""
-        self._heartbeat_listeners.append(listener)
+    def on_heard(self, listener: Callable[[VerifiedCommand], None]) -> None:
+        """Call ``listener`` for every valid command, heartbeats included (the central lease)."""
+        self._heard_listeners.append(listener)
 
     def intake(self, topic: str, payload: bytes) -> None:
         """Judge one message from a command topic; quick, never touches the controller."""
@@ -199,6 +205,8 @@ class CommandHandler:
         except StateFileError as err:  # the replay memory cannot be written
             self._rejected(CommandRejected(Code.E_RATE, f"cannot store the command id: {err}"))
             return
+        for listener in self._heard_listeners:
+            listener(command)
         if command.cmd == "heartbeat":
             self._heartbeat(command)
             return
@@ -218,8 +226,6 @@ class CommandHandler:
     def _heartbeat(self, command: VerifiedCommand) -> None:
         self.stats.heartbeats += 1
         self.stats.last_heartbeat = self.wall()
-        for listener in self._heartbeat_listeners:
-            listener(command)
         if self.device_id in command.aud:
             self._ack(command, AckStatus.APPLIED, Code.OK, "central heartbeat taken")
 
@@ -309,6 +315,7 @@ class CommandHandler:
                     self._ack(item, AckStatus.FAILED, _code(err), str(err))
 
     async def _carry_out(self, command: VerifiedCommand) -> None:
+        self.admit(command)
         match command.cmd:
             case "plan.load":
                 await self._plan_load(command, command.args_as(PlanLoadArgs))
@@ -419,6 +426,7 @@ class CommandHandler:
             self._ack(command, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
             return
         self.store.mark_control_applied(command.jti)
+        self.on_applied(command, command.cmd, None)
         self._ack(
             command, AckStatus.APPLIED, Code.OK, "control released to the time-of-day schedule"
         )
@@ -430,6 +438,10 @@ class CommandHandler:
         self._ack(command, AckStatus.APPLIED, Code.OK, f"command keys now: {kids}")
 
     # -- activation and the running check ------------------------------------------------
+
+    def cancel_activation(self) -> None:
+        """Forget a scheduled activation or running check (central lost, override)."""
+        self._schedule(None)
 
     def _schedule(self, activation: _Activation | _Watch | None) -> None:
         self._activation = activation
@@ -445,6 +457,7 @@ class CommandHandler:
                 self._late_ack(activation, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
             return False
         self.store.mark_control_applied(activation.jti)
+        self.on_applied(command, activation.cmd, activation.command)
         detail = f"controller holds pattern {activation.command}"
         if command is not None:
             self._ack(command, AckStatus.APPLIED, Code.OK, detail)
@@ -532,28 +545,15 @@ class CommandHandler:
     # -- after a reconnect or a restart ----------------------------------------------------
 
     async def _reconcile(self) -> None:
-        """Write a stored-but-unconfirmed plan, and re-command the control in force."""
+        """Write a stored-but-unconfirmed plan into the controller (after a restart or outage).
+
+        The control command in force is never re-sent: after a restart or a
+        fallback central must send a new command (SPEC §6).
+        """
         stored = self.store.plan
         if stored is not None and not stored.applied:
             log.info("plan_rewrite", version=stored.plan.version, reason="not confirmed")
-            if not await self._write_plan(stored.plan, None):
-                return
-        control = self.store.control
-        if control is not None and not control.applied and control.pattern is not None:
-            now = self.wall()
-            at = control.activate_at if control.activate_at is not None else now
-            plan = self.store.plan.plan if self.store.plan is not None else None
-            activation = _Activation(
-                jti=control.jti,
-                cmd="control.pattern",
-                command=control.pattern,
-                at=at,
-                cycle_s=_cycle_of(plan, control.pattern),
-            )
-            if at <= now:
-                await self._activate(activation, None)
-            else:
-                self._schedule(activation)
+            await self._write_plan(stored.plan, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,13 +573,6 @@ def _runs(status: ControllerStatus, command: PatternCommand) -> bool:
     if command == "standby":
         return True
     return status.pattern == command and not status.in_flash
-
-
-def _cycle_of(plan: Plan | None, pattern: PatternCommand) -> float | None:
-    if plan is None or not isinstance(pattern, int):
-        return None
-    found = next((p for p in plan.patterns if p.pattern == pattern), None)
-    return float(found.cycle) if found is not None else None
 
 
 def _code(err: GreenwaveError) -> Code:

@@ -39,10 +39,12 @@ from agent import __version__
 from agent.central.jws import CommandVerifier
 from agent.central.topics import DeviceTopics
 from agent.config import AgentConfig
-from agent.controller.interface import Controller, ControllerStatus
+from agent.controller.interface import Controller
 from agent.controller.poller import LinkState, PollSettings, StatusPoller
 from agent.logs import get_logger
+from agent.supervisor.authority import AuditSink, Authority, ClockCheck
 from agent.supervisor.commands import CommandHandler
+from agent.supervisor.modes import Mode
 from agent.supervisor.store import CommandStore
 from agent.supervisor.telemetry import (
     AckSender,
@@ -83,6 +85,10 @@ class CentralLink(Publisher, Protocol):
         """Counters (a dataclass) for ``state`` and diagnostics."""
         ...
 
+    def add_listener(self, listener: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``listener(status)`` (with ``status.up``) on every connection change."""
+        ...
+
 
 class Outbox(Protocol):
     """The durable events outbox."""
@@ -120,6 +126,9 @@ class Parts:
     outbox: Outbox
     verifier: CommandVerifier
     store: CommandStore
+    #: Whether the system clock is trusted (None: not checked, e.g. in unit tests).
+    clock_trust: ClockCheck | None = None
+    audit: AuditSink | None = None
 
 
 class Supervisor:
@@ -163,6 +172,20 @@ class Supervisor:
             diagnostics=self.diagnostics,
             on_change=self.state.poke,
         )
+        self.authority = Authority(
+            controller=parts.controller,
+            heartbeat_timeout_s=config.central.heartbeat_timeout_s,
+            wall=wall,
+            clock_trust=parts.clock_trust,
+            audit=parts.audit,
+            record=self._record,
+            on_change=self.state.poke,
+            cancel_activation=self.handler.cancel_activation,
+        )
+        self.handler.admit = self.authority.admit
+        self.handler.on_applied = self.authority.applied
+        self.handler.on_heard(self.authority.heard)
+        parts.link.add_listener(lambda status: self.authority.broker(bool(status.up)))
         self.deriver = EventDeriver()
 
     # -- the task group ------------------------------------------------------------------
@@ -183,6 +206,9 @@ class Supervisor:
                 "state": self.state.run,
                 "events-forward": self._forward_events,
                 "events-sync": self.parts.outbox.keep_synced,
+                "central-lease": self.authority.watch_lease,
+                "controller-keeper": self.authority.keep_controller,
+                "controller-clock": lambda: self.authority.keep_clock(lambda: self.poller.latest),
             }
             for name, start in tasks.items():
                 group.create_task(start(), name=name)
@@ -200,6 +226,7 @@ class Supervisor:
 
     async def _fan_out(self) -> None:
         async for status in self.poller.updates():
+            self.authority.status(status)
             self.spat.offer(status)
             ts = wall_time_of(status, wall=self.wall(), mono=time.monotonic())
             for event in self.deriver.update(status, ts):
@@ -218,7 +245,9 @@ class Supervisor:
         self._record(
             {"kind": "controller_link", "up": link.up, "reason": link.reason[:200]},
         )
+        self.authority.controller_link(link.up, link.reason)
         if link.up:
+            self.authority.controller_connected()
             self.handler.reconcile()
         else:
             self.deriver.reset()
@@ -232,31 +261,22 @@ class Supervisor:
 
     # -- what central sees ---------------------------------------------------------------
 
-    def mode(self, status: ControllerStatus | None) -> tuple[str, str]:
-        """The mode this agent is in and why (SPEC §6)."""
-        if not self.poller.link.up or status is None:
-            return "fault", f"controller link down: {self.poller.link.reason or 'no status yet'}"
-        if status.in_flash:
-            return ("fault" if status.flash.value in {"mmu", "fault_monitor"} else "flash"), (
-                f"controller reports flash ({status.flash})"
-            )
-        control = self.parts.store.control
-        if control is not None and control.pattern is not None and control.applied:
-            return "central", f"central commanded pattern {control.pattern}"
-        return "local", "the stored plan's time-of-day schedule"
-
     def state_body(self) -> dict[str, Any]:
         """The ``state`` document (without ``ts``; the reporter stamps it)."""
         status = self.poller.latest
-        mode, reason = self.mode(status)
+        machine = self.authority.machine
+        lease = self.authority.lease
+        heard = lease.last_heard_ago
+        verdict = self.parts.clock_trust.check() if self.parts.clock_trust is not None else None
         stored = self.parts.store.plan
         control = self.parts.store.control
         link = self.poller.link
         return {
             "device": self.device,
             "version": __version__,
-            "mode": mode,
-            "reason": reason,
+            "mode": str(machine.mode),
+            "reason": machine.reason,
+            "mode_since": round(machine.since, 1),
             "controller": {
                 "endpoint": self.parts.controller.endpoint,
                 "link": "up" if link.up else "down",
@@ -274,10 +294,19 @@ class Supervisor:
                 "activate_at": control.activate_at,
                 "lease_s": control.lease_s,
                 "applied": control.applied,
+                "in_force": machine.mode in (Mode.CENTRAL, Mode.FLASH),
             },
             "central": {
+                "connected": lease.broker_up,
                 "last_heartbeat": self.handler.stats.last_heartbeat,
+                "heard_ago_s": None if heard is None else round(heard, 1),
+                "heartbeat_timeout_s": lease.heartbeat_timeout_s,
+                "lost": lease.lost(),
             },
+            "clock": None
+            if verdict is None
+            else {"synced": verdict.synced, "detail": verdict.detail},
+            "backup_time_s": self.authority.backup_time_s,
         }
 
     def diagnostics(self) -> dict[str, Any]:
