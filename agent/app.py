@@ -25,6 +25,7 @@ from agent.controller.factory import make_controller
 from agent.controller.url import ControllerEndpoint, parse_controller_url
 from agent.errors import ConfigError
 from agent.logs import get_logger
+from agent.supervisor.clock import ClockTrust
 from agent.supervisor.runtime import Parts, Supervisor
 from agent.supervisor.store import CommandStore
 
@@ -89,6 +90,7 @@ def build(config: AgentConfig, *, wall: Callable[[], float] = time.time) -> Iter
             outbox=outbox,
             verifier=verifier,
             store=store,
+            clock_trust=ClockTrust(config.clock),
         )
         yield Supervisor(parts, wall=wall)
 

@@ -80,6 +80,9 @@ class ControllerConfig(_Section):
     poll_hz: Annotated[float, Field(gt=0, le=50)] = 10.0
     #: Consecutive failed polls before the link counts as down.
     down_after: Annotated[int, Field(ge=1, le=100)] = 3
+    #: Keep the controller's clock on the system clock (off where the controller
+    #: has its own time source, e.g. GPS, or in simulations faster than real time).
+    set_clock: bool = True
 
 
 class MqttConfig(_Section):
@@ -132,6 +135,9 @@ class CentralConfig(_Section):
     replay_capacity: Annotated[int, Field(ge=16, le=1_000_000)] = 4096
     #: Central is lost when no valid heartbeat arrives for this long (s).
     heartbeat_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 15.0
+    #: The controller's own backup timer, in the controller's seconds (0: twice
+    #: heartbeat_timeout_s plus 5 s). It must be longer than heartbeat_timeout_s.
+    backup_time_s: Annotated[int, Field(ge=0, le=65535)] = 0
     #: ``state`` is republished at least this often (s).
     state_interval_s: Annotated[float, Field(ge=1, le=300)] = 30.0
     #: Most ``spat`` messages per second.
@@ -144,6 +150,32 @@ class CentralConfig(_Section):
     command_rate: Annotated[float, Field(ge=1, le=100_000)] = 200.0
     #: Command messages waiting for verification (beyond: dropped, counted).
     command_queue: Annotated[int, Field(ge=1, le=100_000)] = 256
+
+
+class ClockConfig(_Section):
+    """``[clock]``: when the system clock is trusted for coordination (docs/clock.md).
+
+    ``kernel`` (production): the kernel's NTP state, which chrony, ntpd and
+    systemd-timesyncd all keep; ``file``: the first word of ``trust_file`` is
+    ``synced`` (GPS/PPS scripts, tests); ``always``/``never``: as configured.
+    Untrusted, coordinated patterns and ``activate_at`` are refused (E_CLOCK).
+    """
+
+    trust: Literal["kernel", "always", "never", "file"] = "kernel"
+    #: With ``trust = "file"``: the file whose first word says ``synced``.
+    trust_file: Path | None = None
+    #: Largest error bound (kernel ``maxerror``) still trusted (s): the corridor's tolerance.
+    max_error_s: Annotated[float, Field(gt=0, le=16)] = 0.5
+    #: How often the verdict is re-checked for ``state`` (s).
+    check_interval_s: Annotated[float, Field(ge=0.1, le=3600)] = 10.0
+
+    @model_validator(mode="after")
+    def _trust_file(self) -> Self:
+        if self.trust == "file" and self.trust_file is None:
+            raise ValueError('trust = "file" needs trust_file')
+        if self.trust != "file" and self.trust_file is not None:
+            raise ValueError('trust_file is only read with trust = "file"')
+        return self
 
 
 class AgentConfig(BaseSettings):
@@ -164,6 +196,7 @@ class AgentConfig(BaseSettings):
     state: StateConfig = StateConfig()
     mqtt: MqttConfig = MqttConfig()
     central: CentralConfig = CentralConfig()
+    clock: ClockConfig = ClockConfig()
 
     @classmethod
     def settings_customise_sources(

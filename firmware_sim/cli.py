@@ -255,6 +255,13 @@ def serve(
     utc_offset: str = typer.Option(
         "local", "--utc-offset", metavar="+HH:MM|local", help="Controller time zone."
     ),
+    start_at_wall: float | None = typer.Option(
+        None,
+        "--start-at-wall",
+        metavar="EPOCH",
+        help="--start is the clock at this wall-clock time (epoch s), not at launch: "
+        "simulators given the same --start, --start-at-wall and --speed share one clock.",
+    ),
     view: bool | None = typer.Option(
         None, "--view/--no-view", help="Live phase view (default: on a terminal)."
     ),
@@ -279,6 +286,12 @@ def serve(
         metavar="BYTES",
         help=f"Largest SNMP response (default {UDP_MAX_MESSAGE} UDP, {SERIAL_MAX_MESSAGE} PMPP).",
     ),
+    events: Path | None = typer.Option(
+        None,
+        "--events",
+        metavar="FILE",
+        help="Append the hi-res event log (Indiana codes) to FILE as JSON lines.",
+    ),
     log_level: str = typer.Option("info", "--log-level", metavar="debug|info|warning"),
     log_format: str = typer.Option("auto", "--log-format", metavar="auto|console|json"),
 ) -> None:
@@ -302,6 +315,10 @@ def serve(
         epoch_s = _parse_start(start, offset_s)
     except ValueError as err:
         _die(str(err))
+    if start_at_wall is not None and not (
+        math.isfinite(start_at_wall) and 0 < start_at_wall <= time.time()
+    ):
+        _die("--start-at-wall: must be a wall-clock epoch in the past")
     settings = ServeSettings(
         udp=_endpoints(udp, "udp") if udp or tcp or pty else (parse_host_port(DEFAULT_UDP),),
         tcp=_endpoints(tcp, "tcp"),
@@ -315,6 +332,8 @@ def serve(
         udp_max_message=max_message or UDP_MAX_MESSAGE,
         serial_max_message=max_message or SERIAL_MAX_MESSAGE,
         control=control,
+        events_file=events,
+        start_at_wall=start_at_wall,
     )
     show_view = sys.stdout.isatty() if view is None else view
     _configure_logging(log_level, "console" if show_view and log_format == "auto" else log_format)

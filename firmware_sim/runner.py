@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +161,12 @@ class ServeSettings:
     #: Read operator commands on standard input.
     control: bool = True
     step_interval_s: float = STEP_INTERVAL_S
+    #: Append the hi-res event log to this file as JSON lines (None: do not).
+    events_file: Path | None = None
+    #: The wall-clock epoch at which the controller clock read its start time: the
+    #: simulator first runs (fast) through everything since then, so that several
+    #: simulators launched one after another share one clock (None: start now).
+    start_at_wall: float | None = None
 
 
 @dataclass
@@ -173,6 +180,58 @@ class RunSummary:
     sim_seconds: float = 0.0
     achieved_speed: float = 0.0
     endpoints: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------- shared clock
+
+
+def _catch_up_from(controller: SimController, wall_anchor: float, speed: float) -> None:
+    """Run the controller through the simulated time since ``wall_anchor``, at once."""
+    behind_ms = int(speed * (time.time() - wall_anchor) * 1000)
+    while behind_ms > 0:
+        step = min(behind_ms, 60_000)
+        controller.step_ms(step)
+        behind_ms -= step
+    log.info(
+        "sim_caught_up",
+        since_wall=wall_anchor,
+        sim_seconds=round(speed * (time.time() - wall_anchor), 1),
+    )
+
+
+# ---------------------------------------------------------------------- event export
+
+#: How often new hi-res events are appended to ``--events FILE`` (wall s).
+EXPORT_INTERVAL_S = 0.5
+
+
+class EventExporter:
+    """Appends the controller's new hi-res events to a file, one JSON object per line.
+
+    ``{"seq": n, "t": seconds since the epoch (0.1 s), "code": c, "param": p}`` —
+    the Indiana enumeration, as ATSPM tools read it. Rows the bounded log
+    dropped before they were written show as a jump in ``seq``.
+    """
+
+    def __init__(self, controller: SimController, path: Path) -> None:
+        self.controller = controller
+        self._file = path.open("a", encoding="utf-8")
+        self._seen = 0
+
+    def write_new(self) -> int:
+        rows = self.controller.events.since(self._seen)
+        for row in rows:
+            self._file.write(
+                f'{{"seq":{row.seq},"t":{row.time_ds / 10:.1f},"code":{row.code},'
+                f'"param":{row.param}}}\n'
+            )
+        if rows:
+            self._seen = rows[-1].seq
+            self._file.flush()
+        return len(rows)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 # ---------------------------------------------------------------------- logging
@@ -303,6 +362,8 @@ async def run_simulator(
         log.info("scripted_fault", fault=fault.label, answer=answer)
         emit(f"fault {fault.label}: {answer}")
 
+    if settings.start_at_wall is not None:
+        _catch_up_from(controller, settings.start_at_wall, settings.speed)
     driver = SimClockDriver(
         controller,
         speed=settings.speed,
@@ -395,8 +456,23 @@ async def run_simulator(
                 )
                 await asyncio.sleep(1 / VIEW_HZ)
 
+        async def export_events(path: Path) -> None:
+            exporter = EventExporter(controller, path)
+            try:
+                while True:
+                    driver.catch_up()
+                    exporter.write_new()
+                    await asyncio.sleep(EXPORT_INTERVAL_S)
+            finally:
+                exporter.write_new()
+                exporter.close()
+
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(step_forever(), name="sim-step")]
+            if settings.events_file is not None:
+                tasks.append(
+                    group.create_task(export_events(settings.events_file), name="sim-events")
+                )
             if view is not None:
                 tasks.append(group.create_task(redraw_forever(view), name="sim-view"))
             await stop.wait()

@@ -86,6 +86,7 @@ import enum
 import json
 import math
 import random
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -570,6 +571,8 @@ class MqttLink:
             tls_context=tls_context,
             timeout=self._publish_timeout_s,
             queue_type=self._tap,
+            # No Nagle: an ack must not wait ~40 ms for the broker's delayed ACK of a spat.
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
 
     async def _open_session(self, client: aiomqtt.Client) -> int:

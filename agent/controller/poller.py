@@ -11,6 +11,15 @@ when the transport itself closes: a pulled cable, a stopped simulator). While
 down, the poller reopens the transport with capped, jittered exponential
 backoff; the first successful poll brings it back up. No restart needed.
 
+How fast a dead controller is noticed follows from the settings. A status
+poll is tried once and waits ``SnmpSettings.poll_timeout_s`` (150 ms, plus
+the wire time of a serial line); a failed poll is followed by the next free
+slot of the poll grid. With the defaults (10 Hz, ``down_after`` 3) a
+controller that falls silent is called down at most 0.1 + 2 x 0.2 + 0.15 =
+0.65 s after its last answer, and a stream that closes at the next poll
+(0.1 s): inside the one second the agent has. (With the 500 ms timeout and
+two retries that commands use, three polls would take over 4 s.)
+
 Time is injected (:class:`Clock`) so that tests of rates and backoff do not
 depend on the wall clock.
 """

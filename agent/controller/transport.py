@@ -38,10 +38,35 @@ log = get_logger("controller.transport")
 #: Messages waiting to be read before the oldest is dropped (a stuck reader
 #: must not grow memory without bound).
 MAX_PENDING = 64
+#: How long closing a stream waits for the port to be released, seconds.
+CLOSE_TIMEOUT_S = 2.0
+#: Largest SNMP message sent in one UDP datagram: one Ethernet payload, so a
+#: request is never fragmented (controllers on Ethernet accept this much).
+UDP_MAX_MESSAGE = 1472
+#: Largest SNMP message sent in one PMPP frame: the size every SNMP agent must
+#: accept (RFC 1157 §4), and what serial controllers commonly cap a frame at.
+PMPP_MAX_MESSAGE = 484
+
+
+@dataclass
+class LinkCounters:
+    """What a link has seen, for diagnostics."""
+
+    sent: int = 0
+    received: int = 0
+    #: Octets on the wire: datagram payloads, or PMPP frames with flags and stuffing.
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    dropped_frames: int = 0
+    foreign_frames: int = 0
+    overflow: int = 0
 
 
 class MessageLink(Protocol):
     """Whole messages to and from one controller."""
+
+    #: What the link has seen, for diagnostics and benchmarks.
+    counters: LinkCounters
 
     @property
     def description(self) -> str:
@@ -51,6 +76,11 @@ class MessageLink(Protocol):
     @property
     def is_open(self) -> bool:
         """True while the transport is open."""
+        ...
+
+    @property
+    def max_message(self) -> int:
+        """The largest message, in octets, the far end is sure to accept."""
         ...
 
     async def open(self) -> None:
@@ -72,17 +102,6 @@ class MessageLink(Protocol):
     async def receive(self) -> bytes:
         """The next message received; raise :class:`LinkDown` when the link closes."""
         ...
-
-
-@dataclass
-class LinkCounters:
-    """What a link has seen, for diagnostics."""
-
-    sent: int = 0
-    received: int = 0
-    dropped_frames: int = 0
-    foreign_frames: int = 0
-    overflow: int = 0
 
 
 class _Inbox:
@@ -116,10 +135,12 @@ class _Inbox:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, inbox: _Inbox) -> None:
+    def __init__(self, inbox: _Inbox, counters: LinkCounters) -> None:
         self._inbox = inbox
+        self._counters = counters
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._counters.bytes_received += len(data)
         self._inbox.put(data)
 
     def error_received(self, exc: Exception) -> None:
@@ -143,6 +164,10 @@ class UdpLink:
         return f"udp://{self._host}:{self._port}"
 
     @property
+    def max_message(self) -> int:
+        return UDP_MAX_MESSAGE
+
+    @property
     def is_open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing()
 
@@ -153,7 +178,8 @@ class UdpLink:
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self._inbox), remote_addr=(self._host, self._port)
+                lambda: _UdpProtocol(self._inbox, self.counters),
+                remote_addr=(self._host, self._port),
             )
         except OSError as err:
             raise LinkDown(f"{self.description}: cannot open: {err.strerror or err}") from err
@@ -170,6 +196,7 @@ class UdpLink:
             raise LinkDown(f"{self.description}: not open")
         self._transport.sendto(message)
         self.counters.sent += 1
+        self.counters.bytes_sent += len(message)
 
     def wire_seconds(self, nbytes: int) -> float:
         return 0.0
@@ -179,14 +206,18 @@ class UdpLink:
 
 
 class _StreamProtocol(asyncio.Protocol):
+    """One opening of the stream; ``closed`` is set once the port is really closed."""
+
     def __init__(self, link: PmppStreamLink) -> None:
         self._link = link
+        self.closed = asyncio.Event()
 
     def data_received(self, data: bytes) -> None:
         self._link.on_bytes(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._link.on_lost(exc)
+        self.closed.set()
+        self._link.on_lost(self, exc)
 
 
 class PmppStreamLink:
@@ -200,10 +231,17 @@ class PmppStreamLink:
         self._inbox = _Inbox(self.counters)
         self._decoder = PmppDecoder()
         self._transport: asyncio.Transport | None = None
+        self._protocol: _StreamProtocol | None = None
+        #: Why the stream is closed, for the next :meth:`send`.
+        self._closed_because = "not open"
 
     @property
     def description(self) -> str:
         return f"{self._url} (PMPP drop {self._address}, {self._baud} baud)"
+
+    @property
+    def max_message(self) -> int:
+        return PMPP_MAX_MESSAGE
 
     @property
     def is_open(self) -> bool:
@@ -216,7 +254,7 @@ class PmppStreamLink:
         self._decoder = PmppDecoder()
         loop = asyncio.get_running_loop()
         try:
-            transport, _ = await serial_asyncio_fast.create_serial_connection(
+            transport, protocol = await serial_asyncio_fast.create_serial_connection(
                 loop,
                 lambda: _StreamProtocol(self),
                 self._url,
@@ -225,19 +263,36 @@ class PmppStreamLink:
             )
         except (OSError, serial.SerialException, ValueError) as err:
             raise LinkDown(f"{self._url}: cannot open: {err}") from err
-        self._transport = transport
+        assert isinstance(protocol, _StreamProtocol)
+        self._transport, self._protocol = transport, protocol
+        self._closed_because = "not open"
 
     async def close(self) -> None:
+        """Close the port and wait (bounded) until it is released.
+
+        Aborted, not flushed: a request still in the buffer has no one left to
+        wait for its answer. Waiting for the release matters: the port (a
+        real tty is opened exclusively) can be reopened at once, and no
+        closing task outlives the link.
+        """
         transport, self._transport = self._transport, None
+        protocol, self._protocol = self._protocol, None
+        self._closed_because = "closed"
         if transport is not None:
-            transport.close()
+            transport.abort()
+        if protocol is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await protocol.closed.wait()
         self._inbox.fail(LinkDown(f"{self._url}: closed"))
 
     def send(self, message: bytes) -> None:
         if self._transport is None or self._transport.is_closing():
-            raise LinkDown(f"{self._url}: not open")
-        self._transport.write(encode_frame(address=self._address, payload=message))
+            raise LinkDown(f"{self._url}: {self._closed_because}")
+        frame = encode_frame(address=self._address, payload=message)
+        self._transport.write(frame)
         self.counters.sent += 1
+        self.counters.bytes_sent += len(frame)
 
     def wire_seconds(self, nbytes: int) -> float:
         # 10 bits a byte (8N1), plus framing and a little stuffing.
@@ -250,6 +305,7 @@ class PmppStreamLink:
 
     def on_bytes(self, data: bytes) -> None:
         """Bytes from the wire: complete frames go to the inbox, bad ones are counted."""
+        self.counters.bytes_received += len(data)
         for item in self._decoder.feed(data):
             if isinstance(item, FrameErrorEvent):
                 self.counters.dropped_frames += 1
@@ -259,8 +315,12 @@ class PmppStreamLink:
             else:
                 self._inbox.put(item.payload)
 
-    def on_lost(self, exc: Exception | None) -> None:
+    def on_lost(self, protocol: asyncio.Protocol, exc: Exception | None) -> None:
         """The stream closed under us (cable pulled, simulator stopped, pty closed)."""
+        if protocol is not self._protocol:
+            return  # an earlier opening, closed by :meth:`close`
         self._transport = None
-        reason = f": {exc}" if exc else ""
-        self._inbox.fail(LinkDown(f"{self._url}: connection lost{reason}"))
+        self._closed_because = (
+            f"connection lost: {exc}" if exc else "connection closed by the far end"
+        )
+        self._inbox.fail(LinkDown(f"{self._url}: {self._closed_because}"))

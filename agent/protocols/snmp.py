@@ -1,10 +1,21 @@
 """SNMPv1 messages (RFC 1157) as plain data, with BER from pysnmp/pyasn1.
 
 The agent and ``firmware_sim`` work on the frozen dataclasses below; only this
-module touches pysnmp's ASN.1 types. The BER work is done by pyasn1 with
-pysnmp's RFC 1157 schema, nothing is hand-encoded. The one thing read by hand
-is the outer ``SEQUENCE`` header, to tell an incomplete message from a bad one
-and to find where a message ends in a byte stream.
+module touches pysnmp's ASN.1 types. pyasn1 with pysnmp's RFC 1157 schema is
+the reference codec. It is also slow: encoding and decoding one 17-varbind
+status poll took about 1.3 ms, most of the agent's CPU per poll and a real
+share of a serial link's turnaround. So the canonical encodings -- the
+minimal lengths and integers every agent and manager sends -- take a fast
+path written out below: :func:`encode_message` writes the bytes pyasn1
+writes (except that pyasn1 pads a negative power of two such as -128 with a
+redundant 0xFF octet, which X.690 8.3.2 forbids; both read either form), and
+:func:`decode_message` reads a canonical message directly and hands anything
+else (long lengths with extra octets, non-minimal integers, unknown tags, any
+error at all) to pyasn1, which decides.
+``tests/protocols/test_snmp_fast_path.py`` holds the two paths to the same
+answers. The outer ``SEQUENCE`` header is read by hand too, to tell an
+incomplete message from a bad one and to find where a message ends in a
+byte stream.
 
 A message::
 
@@ -363,9 +374,14 @@ def _asn1_message(message: SnmpMessage) -> Any:
     return asn1_message
 
 
+def _encode_pyasn1(message: SnmpMessage) -> bytes:
+    """The reference encoding, by pyasn1 (the tests compare the fast path with it)."""
+    return bytes(_ber_encoder.encode(_asn1_message(message)))
+
+
 def encode_message(message: SnmpMessage) -> bytes:
     """Return the BER encoding of ``message`` (always SNMPv1, version 0)."""
-    return bytes(_ber_encoder.encode(_asn1_message(message)))
+    return _fast_encode(message)
 
 
 def encoded_size(message: SnmpMessage) -> int:
@@ -546,11 +562,26 @@ def decode_message(data: bytes) -> SnmpMessage:
     not a valid SNMPv1 Get, GetNext, Set or GetResponse message (wrong
     version, trailing bytes, bad BER, out-of-range values ...).
     """
+    _check_whole(data)
+    try:
+        return _fast_decode(data)
+    except _NotCanonical:
+        pass
+    return _decode_pyasn1(data)
+
+
+def _check_whole(data: bytes) -> None:
+    """Raise unless ``data`` holds exactly the one message its header announces."""
     total = message_length(data)
     if len(data) < total:
         raise IncompleteMessage(f"SNMP message has {len(data)} of {total} octets")
     if len(data) > total:
         raise MessageError(f"{len(data) - total} octets follow the SNMP message")
+
+
+def _decode_pyasn1(data: bytes) -> SnmpMessage:
+    """The reference decoding (the tests compare the fast path with it): pyasn1 only."""
+    _check_whole(data)
     try:
         asn1_message, _rest = _decode_ber(data, asn1Spec=_V1.Message())
         return _message_of(asn1_message)
@@ -564,3 +595,230 @@ def decode_message(data: bytes) -> SnmpMessage:
     # pyasn1 raises more than PyAsn1Error on odd input; each becomes our MessageError.
     except _LIBRARY_ERRORS as err:
         raise MessageError(f"malformed SNMPv1 message: {_brief(err)}") from err
+
+
+# ---------------------------------------------------------------- the fast path
+#
+# Tags of the SNMPv1 value types (RFC 1155: IpAddress, Counter, Gauge, TimeTicks
+# and Opaque are [APPLICATION 0..4] IMPLICIT).
+_TAG_INTEGER: Final = 0x02
+_TAG_OCTET_STRING: Final = 0x04
+_TAG_NULL: Final = 0x05
+_TAG_OID: Final = 0x06
+_TAG_IP_ADDRESS: Final = 0x40
+_TAG_COUNTER: Final = 0x41
+_TAG_GAUGE: Final = 0x42
+_TAG_TIME_TICKS: Final = 0x43
+_TAG_OPAQUE: Final = 0x44
+_UNSIGNED: Final[dict[int, type[Counter32 | Gauge32 | TimeTicks]]] = {
+    _TAG_COUNTER: Counter32,
+    _TAG_GAUGE: Gauge32,
+    _TAG_TIME_TICKS: TimeTicks,
+}
+#: Longest INTEGER content a value can have: 0x00 and four octets (2**32 - 1).
+_MAX_INTEGER_OCTETS: Final = 5
+_PDU_TAGS: Final = frozenset(int(kind) for kind in PduType)
+
+
+def _length(size: int) -> bytes:
+    """A minimal BER length: short form below 128, else 0x8n and n octets."""
+    if size < 0x80:
+        return bytes((size,))
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(octets),)) + octets
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + _length(len(content)) + content
+
+
+def _integer(tag: int, value: int) -> bytes:
+    """A minimal two's-complement INTEGER (or Counter, Gauge, TimeTicks)."""
+    size = ((value if value >= 0 else ~value).bit_length() + 8) // 8
+    return _tlv(tag, value.to_bytes(size, "big", signed=True))
+
+
+def _oid(oid: Oid) -> bytes:
+    """An OBJECT IDENTIFIER: the first two arcs as 40 * X + Y, each sub-identifier base 128."""
+    out = bytearray()
+    for arc in (oid[0] * 40 + oid[1], *oid[2:]):
+        if arc < 0x80:
+            out.append(arc)
+            continue
+        groups = []
+        while arc:
+            groups.append(arc & 0x7F)
+            arc >>= 7
+        out += bytes(g | 0x80 for g in reversed(groups[1:])) + bytes((groups[0],))
+    return _tlv(_TAG_OID, bytes(out))
+
+
+def _value(value: SnmpValue) -> bytes:
+    match value:
+        case Integer(number):
+            return _integer(_TAG_INTEGER, number)
+        case OctetString(octets):
+            return _tlv(_TAG_OCTET_STRING, octets)
+        case Null():
+            return b"\x05\x00"
+        case ObjectIdentifier(oid):
+            return _oid(oid)
+        case IpAddress(octets):
+            return _tlv(_TAG_IP_ADDRESS, octets)
+        case Counter32(number):
+            return _integer(_TAG_COUNTER, number)
+        case Gauge32(number):
+            return _integer(_TAG_GAUGE, number)
+        case TimeTicks(number):
+            return _integer(_TAG_TIME_TICKS, number)
+        case Opaque(octets):
+            return _tlv(_TAG_OPAQUE, octets)
+
+
+def _fast_encode(message: SnmpMessage) -> bytes:
+    """The minimal BER of ``message``: pyasn1's bytes, written directly (see the module doc)."""
+    pdu = message.pdu
+    bindings = b"".join(_tlv(_SEQUENCE_TAG, _oid(vb.oid) + _value(vb.value)) for vb in pdu.varbinds)
+    body = (
+        _integer(_TAG_INTEGER, pdu.request_id)
+        + _integer(_TAG_INTEGER, int(pdu.error_status))
+        + _integer(_TAG_INTEGER, pdu.error_index)
+        + _tlv(_SEQUENCE_TAG, bindings)
+    )
+    return _tlv(
+        _SEQUENCE_TAG,
+        b"\x02\x01\x00" + _tlv(_TAG_OCTET_STRING, message.community) + _tlv(int(pdu.kind), body),
+    )
+
+
+class _NotCanonical(Exception):
+    """Not a canonical SNMPv1 encoding the fast path reads: pyasn1 decides."""
+
+
+def _read(data: bytes, at: int, end: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the TLV at ``at``, which must end by ``end``."""
+    if at + 2 > end:
+        raise _NotCanonical
+    tag, first = data[at], data[at + 1]
+    if first < 0x80:
+        start, size = at + 2, first
+    elif first == 0x81 and at + 3 <= end and data[at + 2] >= 0x80:
+        start, size = at + 3, data[at + 2]
+    elif first == 0x82 and at + 4 <= end and data[at + 2]:
+        start, size = at + 4, (data[at + 2] << 8) | data[at + 3]
+    else:
+        raise _NotCanonical
+    if start + size > end:
+        raise _NotCanonical
+    return tag, start, start + size
+
+
+def _read_integer(data: bytes, start: int, stop: int, low: int, high: int) -> int:
+    size = stop - start
+    if not 1 <= size <= _MAX_INTEGER_OCTETS:
+        raise _NotCanonical
+    if size > 1 and (
+        (data[start] == 0x00 and data[start + 1] < 0x80)
+        or (data[start] == 0xFF and data[start + 1] >= 0x80)
+    ):
+        raise _NotCanonical
+    number = int.from_bytes(data[start:stop], "big", signed=True)
+    if not low <= number <= high:
+        raise _NotCanonical
+    return number
+
+
+def _read_oid(data: bytes, start: int, stop: int) -> Oid:
+    arcs: list[int] = []
+    arc, fresh = 0, True
+    for byte in data[start:stop]:
+        if fresh and byte == 0x80:
+            raise _NotCanonical  # a sub-identifier with a leading zero group
+        arc = (arc << 7) | (byte & 0x7F)
+        fresh = not byte & 0x80
+        if fresh:
+            arcs.append(arc)
+            arc = 0
+    if not arcs or not fresh:
+        raise _NotCanonical
+    first = arcs[0]
+    head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
+    oid = (*head, *arcs[1:])
+    try:
+        _check_oid(oid)
+    except ValueError:
+        raise _NotCanonical from None
+    return oid
+
+
+def _read_value(data: bytes, tag: int, start: int, stop: int) -> SnmpValue:
+    if tag == _TAG_INTEGER:
+        return Integer(_read_integer(data, start, stop, _INT32_MIN, _UINT32_MAX))
+    if tag in _UNSIGNED:
+        return _UNSIGNED[tag](_read_integer(data, start, stop, 0, _UINT32_MAX))
+    if tag == _TAG_OCTET_STRING:
+        return OctetString(data[start:stop])
+    if tag == _TAG_NULL and start == stop:
+        return Null()
+    if tag == _TAG_OID:
+        return ObjectIdentifier(_read_oid(data, start, stop))
+    if tag == _TAG_IP_ADDRESS and stop - start == _IPV4_LEN:
+        return IpAddress(data[start:stop])
+    if tag == _TAG_OPAQUE:
+        return Opaque(data[start:stop])
+    raise _NotCanonical
+
+
+def _fast_decode(data: bytes) -> SnmpMessage:
+    """Decode one whole canonical SNMPv1 message; :class:`_NotCanonical` for anything else."""
+    data = bytes(data)  # values hold bytes, whatever buffer the message came in
+    end = len(data)
+    tag, start, stop = _read(data, 0, end)
+    if tag != _SEQUENCE_TAG or stop != end:
+        raise _NotCanonical
+    tag, at, version_end = _read(data, start, end)
+    if tag != _TAG_INTEGER or _read_integer(data, at, version_end, 0, 0) != _SNMP_V1:
+        raise _NotCanonical
+    tag, at, community_end = _read(data, version_end, end)
+    if tag != _TAG_OCTET_STRING:
+        raise _NotCanonical
+    community = data[at:community_end]
+    kind, at, pdu_end = _read(data, community_end, end)
+    if kind not in _PDU_TAGS or pdu_end != end:
+        raise _NotCanonical
+    numbers = []
+    for low, high in ((_INT32_MIN, _INT32_MAX), (0, len(ErrorStatus) - 1), (0, _INT32_MAX)):
+        tag, start, at = _read(data, at, end)
+        if tag != _TAG_INTEGER:
+            raise _NotCanonical
+        numbers.append(_read_integer(data, start, at, low, high))
+    tag, at, list_end = _read(data, at, end)
+    if tag != _SEQUENCE_TAG or list_end != end:
+        raise _NotCanonical
+    varbinds = []
+    while at < end:
+        tag, start, bind_end = _read(data, at, end)
+        if tag != _SEQUENCE_TAG:
+            raise _NotCanonical
+        tag, start, oid_end = _read(data, start, bind_end)
+        if tag != _TAG_OID:
+            raise _NotCanonical
+        oid = _read_oid(data, start, oid_end)
+        tag, start, value_end = _read(data, oid_end, bind_end)
+        if value_end != bind_end:
+            raise _NotCanonical
+        varbinds.append(VarBind(oid=oid, value=_read_value(data, tag, start, value_end)))
+        at = bind_end
+    request_id, status, index = numbers
+    if index > len(varbinds):
+        raise _NotCanonical
+    return SnmpMessage(
+        community=community,
+        pdu=Pdu(
+            kind=PduType(kind),
+            request_id=request_id,
+            error_status=ErrorStatus(status),
+            error_index=index,
+            varbinds=tuple(varbinds),
+        ),
+    )

@@ -85,6 +85,8 @@ class Authority:
         mono: Callable[[], float] = time.monotonic,
         clock_trust: ClockCheck | None = None,
         audit: AuditSink | None = None,
+        backup_time_s: int = 0,
+        set_clock: bool = True,
         record: Callable[[Mapping[str, Any]], None] = lambda event: None,
         on_change: Callable[[], None] = lambda: None,
         cancel_activation: Callable[[], None] = lambda: None,
@@ -92,7 +94,10 @@ class Authority:
         self.controller = controller
         self.machine = ModeMachine(wall)
         self.lease = CentralLease(mono, heartbeat_timeout_s=heartbeat_timeout_s)
-        self.backup_time_s = backup_time_for(heartbeat_timeout_s)
+        self.backup_time_s = backup_time_s or backup_time_for(heartbeat_timeout_s)
+        #: How often the backup timer is restarted while central drives (agent seconds).
+        self.refresh_s = max(0.5, min(self.backup_time_s / 4, heartbeat_timeout_s))
+        self.set_clock = set_clock
         self.clock_trust = clock_trust
         self.audit = audit
         self._wall = wall
@@ -252,7 +257,7 @@ class Authority:
 
     async def keep_controller(self) -> None:
         """Release the controller when falling back; keep its backup timer set and running."""
-        refresh_s = max(1.0, self.backup_time_s / 4)
+        refresh_s = self.refresh_s
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(refresh_s):
@@ -281,6 +286,8 @@ class Authority:
 
     async def keep_clock(self, latest: Callable[[], ControllerStatus | None]) -> None:
         """Keep the controller's clock on the system clock (when the system clock is trusted)."""
+        if not self.set_clock:
+            return
         while True:
             status = latest()
             trusted = self.clock_trust is None or self.clock_trust.check().synced

@@ -175,6 +175,8 @@ class Supervisor:
         self.authority = Authority(
             controller=parts.controller,
             heartbeat_timeout_s=config.central.heartbeat_timeout_s,
+            backup_time_s=config.central.backup_time_s,
+            set_clock=config.controller.set_clock,
             wall=wall,
             clock_trust=parts.clock_trust,
             audit=parts.audit,
@@ -210,6 +212,9 @@ class Supervisor:
                 "controller-keeper": self.authority.keep_controller,
                 "controller-clock": lambda: self.authority.keep_clock(lambda: self.poller.latest),
             }
+            trust = self.parts.clock_trust
+            if trust is not None and hasattr(trust, "watch"):
+                tasks["clock-trust"] = lambda: trust.watch(self._clock_changed)
             for name, start in tasks.items():
                 group.create_task(start(), name=name)
             self.handler.reconcile()
@@ -251,6 +256,14 @@ class Supervisor:
             self.handler.reconcile()
         else:
             self.deriver.reset()
+        self.state.poke()
+
+    def _clock_changed(self, verdict: Any) -> None:
+        self._record({"kind": "clock", "synced": verdict.synced, "detail": verdict.detail})
+        if self.parts.audit is not None:
+            self.parts.audit.append(
+                "clock", durable=True, synced=verdict.synced, detail=verdict.detail
+            )
         self.state.poke()
 
     def _record(self, event: Mapping[str, Any]) -> None:
@@ -303,9 +316,7 @@ class Supervisor:
                 "heartbeat_timeout_s": lease.heartbeat_timeout_s,
                 "lost": lease.lost(),
             },
-            "clock": None
-            if verdict is None
-            else {"synced": verdict.synced, "detail": verdict.detail},
+            "clock": None if verdict is None else verdict.as_state(),
             "backup_time_s": self.authority.backup_time_s,
         }
 

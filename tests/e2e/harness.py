@@ -65,6 +65,9 @@ class Cabinet:
     keys: Keys
     sim: SimProcess
     extra_config: str = ""
+    controller_config: str = ""
+    #: This machine's clock is not NTP-synchronised; the tests say what to trust.
+    clock_trust: str = "always"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,6 +103,7 @@ dir = "{self.state_dir}"
 
 [controller]
 url = "udp://127.0.0.1:{self.sim.udp_port}"
+{self.controller_config}
 
 [mqtt]
 host = "127.0.0.1"
@@ -110,6 +114,9 @@ reconnect_max_s = 1.0
 [logging]
 level = "info"
 format = "json"
+
+[clock]
+trust = "{self.clock_trust}"
 {self.extra_config}
 """
         )
@@ -145,21 +152,48 @@ format = "json"
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_records(self, event: str) -> list[dict[str, Any]]:
+        """The agent's JSON log records named ``event``."""
+        found = []
+        for line in self.log().splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") == event:
+                found.append(record)
+        return found
+
     def controller(self) -> Controller:
         """A second NTCIP client to the same simulator (to read what it holds)."""
         return make_controller(parse_controller_url(f"udp://127.0.0.1:{self.sim.udp_port}"))
 
 
 def new_cabinet(
-    root: Path, device: str, broker: Mosquitto, keys: Keys, *sim_args: str, extra_config: str = ""
+    root: Path,
+    device: str,
+    broker: Mosquitto,
+    keys: Keys,
+    *sim_args: str,
+    extra_config: str = "",
+    controller_config: str = "",
+    sim_clock: tuple[str, ...] = START_ARGS,
 ) -> Cabinet:
     """A provisioned cabinet with its simulator running (agent not started)."""
     root.mkdir(parents=True, exist_ok=True)
     sim = start_sim(
-        root, "--udp", "127.0.0.1:0", "--no-view", "--speed", "10", *START_ARGS, *sim_args
+        root, "--udp", "127.0.0.1:0", "--no-view", "--speed", "10", *sim_clock, *sim_args
     )
     cabinet = Cabinet(
-        device=device, root=root, broker=broker, keys=keys, sim=sim, extra_config=extra_config
+        device=device,
+        root=root,
+        broker=broker,
+        keys=keys,
+        sim=sim,
+        extra_config=extra_config,
+        controller_config=controller_config,
     )
     cabinet.provision()
     return cabinet

@@ -28,7 +28,7 @@ from agent.controller.ntcip.mapping import (
     plan_writes,
     same_value,
 )
-from agent.controller.ntcip.snmp_client import SnmpClient, SnmpSettings
+from agent.controller.ntcip.snmp_client import SnmpClient, SnmpSettings, show_value
 from agent.controller.transport import MessageLink
 from agent.errors import ControllerError
 from agent.logs import get_logger
@@ -190,8 +190,8 @@ class NtcipController:
         for write, value in zip(writes, read, strict=True):
             if not same_value(write.value, value):
                 raise ControllerError(
-                    f"controller did not confirm {write.name}: wrote {_show(write.value)}, "
-                    f"reads back {_show(value)}"
+                    f"controller did not confirm {write.name}: wrote {show_value(write.value)}, "
+                    f"reads back {show_value(value)}"
                 )
         return len(writes)
 
@@ -233,12 +233,3 @@ class NtcipController:
             raise ControllerError(
                 f"controller did not confirm globalTime.0: wrote {epoch_s}, reads back {reads}"
             )
-
-
-def _show(value: SnmpValue) -> str:
-    raw = getattr(value, "value", value)
-    if isinstance(raw, bytes):
-        return raw.hex(" ") if raw else "''"
-    if isinstance(raw, tuple):
-        return ".".join(str(part) for part in raw)
-    return str(raw)

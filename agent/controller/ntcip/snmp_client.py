@@ -5,8 +5,12 @@
   earlier, timed-out request are discarded.
 * Each request is retried ``retries`` times after ``timeout_s`` of silence;
   then the link is declared down for this request (:class:`LinkDown`).
-* A GET or SET with more varbinds than ``max_varbinds`` is split into
-  several PDUs; a ``tooBig`` answer halves the PDU and tries again.
+* A GET or SET with more varbinds than ``max_varbinds``, or whose message
+  would be larger than the link carries (:attr:`MessageLink.max_message`:
+  484 octets in a PMPP frame), is split into several PDUs; a ``tooBig``
+  answer halves the PDU and tries again. Sizing requests matters: a SET's
+  answer is as large as the SET, and a controller drops an answer (even its
+  ``tooBig``) that exceeds its own limit, which would look like a dead link.
 * Error statuses become :class:`ControllerError` naming the object, e.g.
   ``controller refused phaseYellowChange.2 = 25 (badValue)``.
 
@@ -28,7 +32,6 @@ from agent.logs import get_logger
 from agent.protocols.ntcip1202 import describe_oid
 from agent.protocols.snmp import (
     ErrorStatus,
-    Integer,
     Null,
     Oid,
     Pdu,
@@ -53,7 +56,10 @@ class SnmpSettings:
     max_varbinds: int = 20
     #: Status polls: a short timeout and no retry, since the next poll is the
     #: retry; the link is declared down by the poller after consecutive misses.
-    poll_timeout_s: float = 0.25
+    #: 150 ms: a status later than that is a SPaT gap anyway, and three missed
+    #: polls at 10 Hz then take at most 0.65 s, inside the 1 s the agent has to
+    #: notice a dead controller (see :mod:`agent.controller.poller`).
+    poll_timeout_s: float = 0.15
 
 
 @dataclass
@@ -65,14 +71,32 @@ class ClientCounters:
     stale_responses: int = 0
     bad_responses: int = 0
     too_big_splits: int = 0
+    size_splits: int = 0
 
 
-def _show(value: SnmpValue) -> str:
-    match value:
-        case Integer(number):
-            return str(number)
-        case _:
-            return repr(value)
+#: Error statuses as RFC 1157 spells them (and as snmpset and controller manuals print them).
+STATUS_NAMES = {
+    ErrorStatus.NO_ERROR: "noError",
+    ErrorStatus.TOO_BIG: "tooBig",
+    ErrorStatus.NO_SUCH_NAME: "noSuchName",
+    ErrorStatus.BAD_VALUE: "badValue",
+    ErrorStatus.READ_ONLY: "readOnly",
+    ErrorStatus.GEN_ERR: "genErr",
+}
+
+
+def show_value(value: SnmpValue) -> str:
+    """A value as a technician reads it: ``45``, ``1.3.6.1.4.1.1206.4.2.1.5.3.1.1.1``, ``01 02``."""
+    raw = getattr(value, "value", value)
+    if isinstance(raw, bytes):
+        return raw.hex(" ") if raw else "''"
+    if isinstance(raw, tuple):
+        return ".".join(str(part) for part in raw)
+    return str(raw)
+
+
+class _TooLarge(Exception):
+    """A request would not fit in one message on this link (split it; never sent)."""
 
 
 class SnmpError(ControllerError):
@@ -115,6 +139,8 @@ class SnmpClient:
                     pdu=Pdu(kind=kind, request_id=request_id, varbinds=varbinds),
                 )
                 data = encode_message(message)
+                if len(data) > self.link.max_message:
+                    raise _TooLarge
                 wait = base + 2.5 * self.link.wire_seconds(len(data))
                 self.link.send(data)
                 self.counters.requests += 1
@@ -156,11 +182,11 @@ class SnmpClient:
         bad = sent[index - 1] if 1 <= index <= len(sent) else None
         name = describe_oid(bad.oid) if bad is not None else "the request"
         if verb == "set" and bad is not None:
-            what = f"controller refused {name} = {_show(bad.value)}"
+            what = f"controller refused {name} = {show_value(bad.value)}"
         else:
             what = f"controller cannot {verb} {name}"
         raise SnmpError(
-            f"{what} ({status.name.lower()})",
+            f"{what} ({STATUS_NAMES[status]})",
             status=status,
             oid=bad.oid if bad is not None else None,
         )
@@ -176,7 +202,19 @@ class SnmpClient:
             if len(batch) > size:
                 pending[0:0] = [batch[i : i + size] for i in range(0, len(batch), size)]
                 continue
-            pdu = await self._exchange(kind, batch, poll=poll)
+            try:
+                pdu = await self._exchange(kind, batch, poll=poll)
+            except _TooLarge:
+                if len(batch) == 1:
+                    raise ControllerError(
+                        f"{describe_oid(batch[0].oid)}: a request for it does not fit in "
+                        f"{self.link.max_message} octets on {self.link.description}"
+                    ) from None
+                self.counters.size_splits += 1
+                half = len(batch) // 2
+                size = max(1, min(size, half))
+                pending[0:0] = [batch[:half], batch[half:]]
+                continue
             if pdu.error_status is ErrorStatus.TOO_BIG and len(batch) > 1:
                 self.counters.too_big_splits += 1
                 half = len(batch) // 2
