@@ -25,7 +25,9 @@ from agent.controller.factory import make_controller
 from agent.controller.url import ControllerEndpoint, parse_controller_url
 from agent.errors import ConfigError
 from agent.logs import get_logger
+from agent.supervisor.audit import AUDIT_DIR, AuditEntry, AuditLog
 from agent.supervisor.clock import ClockTrust
+from agent.supervisor.notify import Notifier
 from agent.supervisor.runtime import Parts, Supervisor
 from agent.supervisor.store import CommandStore
 
@@ -73,6 +75,20 @@ def _state_dir(config: AgentConfig) -> Path:
 
 
 @contextlib.contextmanager
+def _audit_log(state: Path, outbox: EventOutbox) -> Iterator[AuditLog]:
+    """The audit log; every entry is also forwarded to central with the events."""
+
+    def forward(entry: AuditEntry) -> None:
+        outbox.append(entry.as_event())
+
+    audit = AuditLog.open(state / AUDIT_DIR, on_entry=forward)
+    try:
+        yield audit
+    finally:
+        audit.close()
+
+
+@contextlib.contextmanager
 def build(config: AgentConfig, *, wall: Callable[[], float] = time.time) -> Iterator[Supervisor]:
     """Open every part the config names; close the on-disk ones on the way out."""
     controller = make_controller(controller_endpoint(config))
@@ -82,7 +98,10 @@ def build(config: AgentConfig, *, wall: Callable[[], float] = time.time) -> Iter
     )
     store = CommandStore.open(state)
     link = MqttLink.from_config(config, software_version=__version__)
-    with EventOutbox.open(state / OUTBOX_DIR, capacity=config.central.events_capacity) as outbox:
+    with (
+        EventOutbox.open(state / OUTBOX_DIR, capacity=config.central.events_capacity) as outbox,
+        _audit_log(state, outbox) as audit,
+    ):
         parts = Parts(
             config=config,
             controller=controller,
@@ -91,6 +110,8 @@ def build(config: AgentConfig, *, wall: Callable[[], float] = time.time) -> Iter
             verifier=verifier,
             store=store,
             clock_trust=ClockTrust(config.clock),
+            audit=audit,
+            notifier=Notifier(),
         )
         yield Supervisor(parts, wall=wall)
 
@@ -113,4 +134,5 @@ async def run_agent(config: AgentConfig, *, ready: Callable[[], None] | None = N
         try:
             await supervisor.run(ready=ready)
         except asyncio.CancelledError:
+            supervisor.notifier.stopping()
             log.info("agent_stopped", reason="signal")

@@ -19,7 +19,8 @@ user (CLI, acknowledgement, log) carries one of these, never a stack trace::
     ├── CommandError                a central command rejected, with its SPEC §4 code
     │   └── CommandRejected         (agent.central.commands) one refusal, code and detail
     ├── StateFileError              (agent.central.durable) a state file with no good copy (E_STATE)
-    │   └── OutboxError             (agent.central.outbox) the events outbox cannot be used
+    │   ├── OutboxError             (agent.central.outbox) the events outbox cannot be used
+    │   └── AuditError              (agent.supervisor.audit) the audit log cannot be used
     ├── TrustStoreError             (agent.central.trust) the trust store is unusable (E_KEYS)
     ├── MqttLinkDown                (agent.central.link) the broker is unreachable (E_LINK)
     └── CentralError                (agent.central.client) central tool: broker or input (E_CENTRAL)

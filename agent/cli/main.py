@@ -16,7 +16,15 @@ import sys
 import typer
 
 from agent import __version__
-from agent.cli import central_cmd, config_cmd, controller_cmd, keys_cmd, plan_cmd, run_cmd
+from agent.cli import (
+    audit_cmd,
+    central_cmd,
+    config_cmd,
+    controller_cmd,
+    keys_cmd,
+    plan_cmd,
+    run_cmd,
+)
 
 app = typer.Typer(
     name="greenwave",
@@ -31,6 +39,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(controller_cmd.app, name="controller")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(central_cmd.app, name="central")
+app.add_typer(audit_cmd.app, name="audit")
 app.command("run")(run_cmd.run)
 
 

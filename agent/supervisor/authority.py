@@ -63,7 +63,7 @@ class ClockCheck(Protocol):
 class AuditSink(Protocol):
     """The audit log."""
 
-    def append(self, kind: str, *, durable: bool = False, **fields: Any) -> Any:
+    def append(self, kind: str, /, *, durable: bool = False, **fields: Any) -> Any:
         """Append one entry."""
         ...
 
@@ -147,6 +147,8 @@ class Authority:
                 event=str(event),
                 reason=reason,
             )
+        if self.audit is not None and change.after is Mode.FAULT:
+            self.audit.append("controller_fault", durable=True, reason=reason)
         if change.before in (Mode.CENTRAL, Mode.FLASH) and change.after is Mode.LOCAL:
             self._cancel_activation()
             self.lease.release()

@@ -90,6 +90,16 @@ class StatusSource(Protocol):
         ...
 
 
+class CommandAudit(Protocol):
+    """The audit log, as the command handler writes to it."""
+
+    def append(self, kind: str, /, *, durable: bool = False, **fields: Any) -> Any: ...
+
+    def note_rejection(
+        self, code: str, detail: str, *, jti: str | None = None, **fields: Any
+    ) -> Any: ...
+
+
 EventSink = Callable[[Mapping[str, Any]], None]
 WallClock = Callable[[], float]
 
@@ -105,6 +115,8 @@ class CommandStats:
     failed: int = 0
     heartbeats: int = 0
     acks_suppressed: int = 0
+    #: Group commands whose ``aud`` did not name this device (ignored, not acked).
+    not_addressed: int = 0
     last_heartbeat: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,6 +128,7 @@ class CommandStats:
             "failed": self.failed,
             "heartbeats": self.heartbeats,
             "acks_suppressed": self.acks_suppressed,
+            "not_addressed": self.not_addressed,
         }
 
 
@@ -163,6 +176,7 @@ class CommandHandler:
         wall: WallClock = time.time,
         diagnostics: Callable[[], Mapping[str, Any]] | None = None,
         on_change: Callable[[], None] | None = None,
+        audit: CommandAudit | None = None,
     ) -> None:
         self.device_id = device_id
         self.verifier = verifier
@@ -175,6 +189,7 @@ class CommandHandler:
         self.wall = wall
         self.diagnostics = diagnostics
         self.on_change = on_change
+        self.audit = audit
         self.stats = CommandStats()
         self._queue: asyncio.Queue[VerifiedCommand | str] = asyncio.Queue(WORK_QUEUE)
         self._unverified_acks = _TokenBucket(UNVERIFIED_ACKS_PER_S, 2 * UNVERIFIED_ACKS_PER_S)
@@ -200,6 +215,10 @@ class CommandHandler:
         try:
             command = self.verifier.verify(payload)
         except CommandRejected as rejection:
+            if rejection.code is Code.E_AUDIENCE and "/group/" in topic:
+                # A group command for other members of the group: not ours to answer.
+                self.stats.not_addressed += 1
+                return
             self._rejected(rejection)
             return
         except StateFileError as err:  # the replay memory cannot be written
@@ -239,7 +258,9 @@ class CommandHandler:
     def _rejected(self, rejection: CommandRejected) -> None:
         code = str(rejection.code)
         self.stats.rejected[code] = self.stats.rejected.get(code, 0) + 1
-        self._event(rejection.jti, rejection.cmd, AckStatus.REJECTED, rejection.code)
+        self._event(
+            rejection.jti, rejection.cmd, AckStatus.REJECTED, rejection.code, rejection.detail
+        )
         if rejection.jti is None and not self._unverified_acks.take():
             self.stats.acks_suppressed += 1
             return
@@ -263,7 +284,7 @@ class CommandHandler:
         elif status is AckStatus.FAILED:
             self.stats.failed += 1
         if command.cmd != "heartbeat":
-            self._event(command.jti, command.cmd, status, code)
+            self._event(command.jti, command.cmd, status, code, detail)
             log.info("command_" + str(status), jti=command.jti, cmd=command.cmd, detail=detail)
         self.acks.send(
             Ack(
@@ -280,7 +301,22 @@ class CommandHandler:
         if self.on_change is not None:
             self.on_change()
 
-    def _event(self, jti: str | None, cmd: str | None, status: AckStatus, code: Code) -> None:
+    def _event(
+        self, jti: str | None, cmd: str | None, status: AckStatus, code: Code, detail: str = ""
+    ) -> None:
+        if self.audit is not None:
+            if status is AckStatus.REJECTED:
+                self.audit.note_rejection(str(code), detail, jti=jti, cmd=cmd)
+            else:
+                self.audit.append(
+                    "command",
+                    durable=status is AckStatus.ACCEPTED,
+                    jti=jti,
+                    cmd=cmd,
+                    outcome=str(status),
+                    code=str(code),
+                    detail=detail,
+                )
         self.events(
             {
                 "ts": round(self.wall(), 1),
@@ -289,7 +325,7 @@ class CommandHandler:
                 "jti": jti,
                 "cmd": cmd,
                 "status": str(status),
-                "code": str(code),
+                "result": str(code),
             }
         )
 
@@ -381,9 +417,9 @@ class CommandHandler:
         return stored.plan
 
     async def _control_pattern(self, command: VerifiedCommand, args: ControlPatternArgs) -> None:
-        plan = self._applied_plan()
         cycle_s: float | None = None
         if isinstance(args.pattern, int):
+            plan = self._applied_plan()
             pattern = next((p for p in plan.patterns if p.pattern == args.pattern), None)
             if pattern is None:
                 numbers = ", ".join(str(p.pattern) for p in plan.patterns)
@@ -474,7 +510,7 @@ class CommandHandler:
             self.stats.applied += 1
         elif status is AckStatus.FAILED:
             self.stats.failed += 1
-        self._event(activation.jti, activation.cmd, status, code)
+        self._event(activation.jti, activation.cmd, status, code, detail)
         log.info("command_" + str(status), jti=activation.jti, cmd=activation.cmd, detail=detail)
         self.acks.send(
             Ack(

@@ -43,8 +43,9 @@ from agent.controller.interface import Controller
 from agent.controller.poller import LinkState, PollSettings, StatusPoller
 from agent.logs import get_logger
 from agent.supervisor.authority import AuditSink, Authority, ClockCheck
-from agent.supervisor.commands import CommandHandler
+from agent.supervisor.commands import CommandAudit, CommandHandler
 from agent.supervisor.modes import Mode
+from agent.supervisor.notify import Notifier
 from agent.supervisor.store import CommandStore
 from agent.supervisor.telemetry import (
     AckSender,
@@ -90,6 +91,14 @@ class CentralLink(Publisher, Protocol):
         ...
 
 
+class Audit(AuditSink, CommandAudit, Protocol):
+    """The audit log, as the supervisor uses it."""
+
+    async def keep_synced(self, interval_s: float = 1.0) -> NoReturn:
+        """fsync entries at most every ``interval_s``, forever."""
+        ...
+
+
 class Outbox(Protocol):
     """The durable events outbox."""
 
@@ -128,7 +137,8 @@ class Parts:
     store: CommandStore
     #: Whether the system clock is trusted (None: not checked, e.g. in unit tests).
     clock_trust: ClockCheck | None = None
-    audit: AuditSink | None = None
+    audit: Audit | None = None
+    notifier: Notifier | None = None
 
 
 class Supervisor:
@@ -156,6 +166,7 @@ class Supervisor:
             parts.link,
             self.topics.state,
             self.state_body,
+            significant=_significant,
             interval_s=config.central.state_interval_s,
             wall=wall,
         )
@@ -171,6 +182,7 @@ class Supervisor:
             wall=wall,
             diagnostics=self.diagnostics,
             on_change=self.state.poke,
+            audit=parts.audit,
         )
         self.authority = Authority(
             controller=parts.controller,
@@ -181,7 +193,7 @@ class Supervisor:
             clock_trust=parts.clock_trust,
             audit=parts.audit,
             record=self._record,
-            on_change=self.state.poke,
+            on_change=self._changed,
             cancel_activation=self.handler.cancel_activation,
         )
         self.handler.admit = self.authority.admit
@@ -189,6 +201,7 @@ class Supervisor:
         self.handler.on_heard(self.authority.heard)
         parts.link.add_listener(lambda status: self.authority.broker(bool(status.up)))
         self.deriver = EventDeriver()
+        self.notifier = parts.notifier or Notifier({})
 
     # -- the task group ------------------------------------------------------------------
 
@@ -212,6 +225,13 @@ class Supervisor:
                 "controller-keeper": self.authority.keep_controller,
                 "controller-clock": lambda: self.authority.keep_clock(lambda: self.poller.latest),
             }
+            audit = self.parts.audit
+            if audit is not None:
+                tasks["audit-sync"] = audit.keep_synced
+            notifier = self.notifier
+            tasks["watchdog"] = lambda: notifier.watchdog(
+                lambda: self.poller.polls + self.poller.failures
+            )
             trust = self.parts.clock_trust
             if trust is not None and hasattr(trust, "watch"):
                 tasks["clock-trust"] = lambda: trust.watch(self._clock_changed)
@@ -220,11 +240,18 @@ class Supervisor:
             self.handler.reconcile()
             await asyncio.sleep(0)
             log.info("agent_ready", device=self.device, tasks=len(tasks))
+            if parts_audit := self.parts.audit:
+                parts_audit.append("agent", durable=True, event="started", version=__version__)
+            self.notifier.ready(self._status_line())
             if ready is not None:
                 ready()
 
     async def _intake(self) -> None:
-        async for message in self.parts.link.commands():
+        link = self.parts.link
+        async for message in link.commands():
+            # A session's queued commands arrive while it is still being opened:
+            # judge them once the link (and so the lease) counts as up.
+            await link.wait_connected()
             self.handler.intake(message.topic, message.payload)
             # A flood must not hold the loop: let the poller run between messages.
             await asyncio.sleep(0)
@@ -257,6 +284,15 @@ class Supervisor:
         else:
             self.deriver.reset()
         self.state.poke()
+
+    def _status_line(self) -> str:
+        machine = self.authority.machine
+        return f"mode {machine.mode}: {machine.reason}"
+
+    def _changed(self) -> None:
+        """The mode changed: publish state, tell systemd."""
+        self.state.poke()
+        self.notifier.status(self._status_line())
 
     def _clock_changed(self, verdict: Any) -> None:
         self._record({"kind": "clock", "synced": verdict.synced, "detail": verdict.detail})
@@ -333,3 +369,18 @@ class Supervisor:
             "events": dataclasses.asdict(self.parts.outbox.stats()),
             "plan_version": self.parts.verifier.plan_version.version,
         }
+
+
+#: Fields of ``state`` that change with every heartbeat or poll: published, but
+#: not a reason by themselves to publish (SPEC §4: on change, and every 30 s).
+_VOLATILE = {"central": ("last_heartbeat", "heard_ago_s")}
+
+
+def _significant(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` without its volatile fields, for change detection."""
+    out = dict(body)
+    for section, fields in _VOLATILE.items():
+        inner = out.get(section)
+        if isinstance(inner, Mapping):
+            out[section] = {k: v for k, v in inner.items() if k not in fields}
+    return out

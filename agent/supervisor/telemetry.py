@@ -279,14 +279,16 @@ class StateReporter:
         *,
         interval_s: float,
         wall: Callable[[], float] = time.time,
+        significant: Callable[[dict[str, Any]], Any] = lambda body: body,
     ) -> None:
         self.publisher = publisher
         self.topic = topic
         self.build = build
+        self.significant = significant
         self.interval_s = interval_s
         self.wall = wall
         self._poke = asyncio.Event()
-        self._last_sent: dict[str, Any] | None = None
+        self._last_sent: Any = None
         self.sent = 0
 
     def poke(self) -> None:
@@ -298,15 +300,16 @@ class StateReporter:
         last_at = -float("inf")
         while True:
             body = self.build()
+            key = self.significant(body)
             due = time.monotonic() - last_at >= self.interval_s
-            if due or body != self._last_sent:
+            if due or key != self._last_sent:
                 try:
                     payload = compact({**body, "ts": round(self.wall(), 1)})
                     await self.publisher.publish(self.topic, payload, qos=1, retain=True)
                 except GreenwaveError:
                     await self.publisher.wait_connected()
                     continue
-                self._last_sent = body
+                self._last_sent = key
                 last_at = time.monotonic()
                 self.sent += 1
             self._poke.clear()

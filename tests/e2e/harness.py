@@ -33,6 +33,10 @@ from tests.simfront.helpers import EXAMPLE_PLAN, START_ARGS, SimProcess, start_s
 REPO: Final = Path(__file__).resolve().parents[2]
 ISSUER: Final = "tms.test-city"
 
+#: The controller's backup timer counts simulated seconds (10 per wall second in
+#: these tests): 600 of them outlast the agent's refresh, as 35 real ones would.
+DEFAULT_CENTRAL = "backup_time_s = 600"
+
 #: Every agent process a test started (the leak guard kills and reports them).
 AGENTS: list[subprocess.Popen[bytes]] = []
 
@@ -66,6 +70,8 @@ class Cabinet:
     sim: SimProcess
     extra_config: str = ""
     controller_config: str = ""
+    #: Keys of [central] (default: a backup timer fit for a 10x simulator).
+    central_config: str = ""
     #: This machine's clock is not NTP-synchronised; the tests say what to trust.
     clock_trust: str = "always"
     proc: subprocess.Popen[bytes] | None = None
@@ -117,6 +123,9 @@ format = "json"
 
 [clock]
 trust = "{self.clock_trust}"
+
+[central]
+{self.central_config or DEFAULT_CENTRAL}
 {self.extra_config}
 """
         )
@@ -179,6 +188,7 @@ def new_cabinet(
     *sim_args: str,
     extra_config: str = "",
     controller_config: str = "",
+    central_config: str = "",
     sim_clock: tuple[str, ...] = START_ARGS,
 ) -> Cabinet:
     """A provisioned cabinet with its simulator running (agent not started)."""
@@ -194,6 +204,7 @@ def new_cabinet(
         sim=sim,
         extra_config=extra_config,
         controller_config=controller_config,
+        central_config=central_config,
     )
     cabinet.provision()
     return cabinet

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from agent.central.signing import SigningKey, new_jti
 from tests.broker import Mosquitto
 from tests.e2e.harness import (
     ISSUER,
+    REPO,
     Cabinet,
     Keys,
     central,
@@ -308,3 +311,34 @@ async def test_key_rotation_holds_across_a_restart(
         again = root_signer.sign("keys.update", {"version": 1, "keys": [entry]}, aud=DEVICE)
         ack = await send_raw(client, cabinet, again.token)
         assert (ack.status, ack.code) == (AckStatus.REJECTED, "E_STALE_VERSION")
+
+
+async def test_the_audit_log_records_commands_and_verifies(
+    cabinet: Cabinet, broker: Mosquitto, keys: Keys
+) -> None:
+    signer = keys.signer()
+    async with central(broker) as client:
+        load = signer.sign("plan.load", {"plan": example_plan(4)}, aud=DEVICE)
+        assert (await client.command(load, device=DEVICE, want=AckStatus.APPLIED, timeout_s=20)).ok
+        forged = pyjwt_token(SigningKey.generate("cmd-1"), claims("diag.request", {}))
+        await send_raw(client, cabinet, forged)
+    cabinet.stop()  # a clean stop syncs the log
+    cli = [sys.executable, "-m", "agent.cli.main", "audit"]
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [*cli, "--json", "-n", "0", "--config", str(cabinet.config_path)],
+        capture_output=True, text=True, timeout=30, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    entries = json.loads(shown.stdout)["entries"]
+    commands = [(e.get("cmd"), e.get("outcome"), e.get("code")) for e in entries]
+    assert ("plan.load", "accepted", "OK") in commands
+    assert ("plan.load", "applied", "OK") in commands
+    assert any(e["kind"] == "command" and e.get("code") == "E_SIGNATURE" for e in entries)
+    verified = await asyncio.to_thread(
+        subprocess.run,
+        [*cli, "verify", "--config", str(cabinet.config_path)],
+        capture_output=True, text=True, timeout=30, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "chain intact" in verified.stdout

@@ -156,9 +156,8 @@ async def test_the_corridor_keeps_its_green_wave_when_central_goes(
             root = tmp_path / device
             sim_args = ("--plan", str(PLANS[index]), "--events", str(root / "events.jsonl"))
             clock = ("--start", START, "--utc-offset", "0", "--start-at-wall", str(anchor))
-            config = (
-                f"[central]\nheartbeat_timeout_s = {HEARTBEAT_TIMEOUT_S}\n"
-                f"backup_time_s = {BACKUP_TIME_S}\n"
+            central = (
+                f"heartbeat_timeout_s = {HEARTBEAT_TIMEOUT_S}\nbackup_time_s = {BACKUP_TIME_S}"
             )
             cabinet = new_cabinet(
                 root,
@@ -168,7 +167,7 @@ async def test_the_corridor_keeps_its_green_wave_when_central_goes(
                 *sim_args,
                 sim_clock=clock,
                 controller_config="set_clock = false",
-                extra_config=config,
+                central_config=central,
             )
             cabinets.append(cabinet)
         for cabinet in cabinets:
