@@ -189,6 +189,7 @@ def new_cabinet(
     extra_config: str = "",
     controller_config: str = "",
     central_config: str = "",
+    clock_trust: str = "always",
     sim_clock: tuple[str, ...] = START_ARGS,
 ) -> Cabinet:
     """A provisioned cabinet with its simulator running (agent not started)."""
@@ -205,6 +206,7 @@ def new_cabinet(
         extra_config=extra_config,
         controller_config=controller_config,
         central_config=central_config,
+        clock_trust=clock_trust,
     )
     cabinet.provision()
     return cabinet

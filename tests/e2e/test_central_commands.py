@@ -342,3 +342,39 @@ async def test_the_audit_log_records_commands_and_verifies(
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "chain intact" in verified.stdout
+
+
+async def test_an_untrusted_clock_refuses_coordination_and_says_why(
+    tmp_path: Path, broker: Mosquitto, keys: Keys
+) -> None:
+    cab = new_cabinet(tmp_path / "unsynced", "cab-unsynced", broker, keys, clock_trust="never")
+    signer = keys.signer()
+    try:
+        async with central(broker) as client:
+            cab.start()
+            async with asyncio.timeout(20):
+                await wait_online(client, cab)
+            load = signer.sign("plan.load", {"plan": example_plan(2)}, aud=cab.device)
+            outcome = await client.command(
+                load, device=cab.device, want=AckStatus.APPLIED, timeout_s=20
+            )
+            assert outcome.ok, "loading a plan needs no clock"
+            for args in ({"pattern": 2}, {"pattern": "free", "activate_at": time.time() + 5}):
+                command = signer.sign("control.pattern", args, aud=cab.device)
+                outcome = await client.command(
+                    command, device=cab.device, want=AckStatus.APPLIED, timeout_s=20
+                )
+                ack = outcome.final[cab.device]
+                assert (ack.status, ack.code) == (AckStatus.REJECTED, "E_CLOCK"), ack
+            free = signer.sign("control.pattern", {"pattern": "free"}, aud=cab.device)
+            outcome = await client.command(
+                free, device=cab.device, want=AckStatus.APPLIED, timeout_s=20
+            )
+            assert outcome.ok, "free needs no trusted clock"
+            async with client.subscribe(cab.topics.state) as states:
+                state = await next_json(states)
+            assert state["clock"]["synced"] is False
+            assert state["clock"]["detail"]
+    finally:
+        cab.stop()
+        cab.sim.stop()
