@@ -30,12 +30,13 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.central.commands import Code, CommandRejected, ControlPatternArgs
 from agent.central.jws import VerifiedCommand
 from agent.controller.interface import Controller, ControllerStatus, FlashState, PatternCommand
-from agent.errors import ControllerError
+from agent.errors import ControllerError, GreenwaveError
 from agent.logs import get_logger
 from agent.supervisor.lease import CentralLease
 from agent.supervisor.modes import Mode, ModeEvent, ModeMachine, Transition
@@ -66,6 +67,35 @@ class AuditSink(Protocol):
     def append(self, kind: str, /, *, durable: bool = False, **fields: Any) -> Any:
         """Append one entry."""
         ...
+
+
+#: Longest override a technician may take at once (minutes); they may extend it.
+MAX_OVERRIDE_MINUTES = 480.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Override:
+    """A technician's time-boxed local control."""
+
+    pattern: PatternCommand
+    who: str
+    started_at: float
+    until_wall: float
+    until_mono: float
+
+    def as_state(self) -> dict[str, Any]:
+        return {
+            "pattern": self.pattern,
+            "who": self.who,
+            "started_at": round(self.started_at, 1),
+            "until": round(self.until_wall, 1),
+        }
+
+
+class OverrideRefused(GreenwaveError):
+    """A technician's override cannot be taken (code E_OVERRIDE); the message says why."""
+
+    code = "E_OVERRIDE"
 
 
 def backup_time_for(heartbeat_timeout_s: float) -> int:
@@ -112,6 +142,8 @@ class Authority:
         self._commanded: PatternCommand = "standby"
         self.fallbacks = 0
         self.last_fallback_s: float | None = None
+        #: The technician's override in force (mode ``override``), if any.
+        self.override: Override | None = None
 
     # -- what the state machine hears ------------------------------------------------------
 
@@ -149,7 +181,12 @@ class Authority:
             )
         if self.audit is not None and change.after is Mode.FAULT:
             self.audit.append("controller_fault", durable=True, reason=reason)
-        if change.before in (Mode.CENTRAL, Mode.FLASH) and change.after is Mode.LOCAL:
+        if change.before is Mode.OVERRIDE:
+            self.override = None
+        if (
+            change.before in (Mode.CENTRAL, Mode.FLASH, Mode.OVERRIDE)
+            and change.after is Mode.LOCAL
+        ):
             self._cancel_activation()
             self.lease.release()
             self._release = True
@@ -234,11 +271,76 @@ class Authority:
         elif mode is Mode.FAULT and status.flash not in _FAULT_FLASH:
             self._event(ModeEvent.CONTROLLER_OK, "the controller reports no fault")
 
+    # -- the technician ------------------------------------------------------------------------
+
+    async def start_override(
+        self, pattern: PatternCommand, *, minutes: float, who: str, plan_patterns: frozenset[int]
+    ) -> Override:
+        """Take local control for ``minutes``: command ``pattern`` (read back), mode override.
+
+        Raises :class:`OverrideRefused` (bad request, controller fault) or
+        :class:`~agent.errors.ControllerError` (the controller did not confirm);
+        nothing changes then.
+        """
+        if not 1 / 60 <= minutes <= MAX_OVERRIDE_MINUTES:
+            raise OverrideRefused(f"an override lasts 1 s to {MAX_OVERRIDE_MINUTES:g} minutes")
+        if isinstance(pattern, int) and pattern not in plan_patterns:
+            known = ", ".join(str(p) for p in sorted(plan_patterns)) or "none: no plan loaded"
+            raise OverrideRefused(f"pattern {pattern} is not in the loaded plan (it has {known})")
+        if self.mode is Mode.FAULT:
+            raise OverrideRefused(f"the controller is in fault: {self.machine.reason}")
+        await self.controller.command_pattern(pattern)
+        now_wall, now_mono = self._wall(), self._mono()
+        self.override = Override(
+            pattern=pattern,
+            who=who,
+            started_at=now_wall,
+            until_wall=now_wall + minutes * 60,
+            until_mono=now_mono + minutes * 60,
+        )
+        self._commanded = pattern
+        self._cancel_activation()
+        self.lease.release()
+        what = f"technician {who}: pattern {pattern} for {minutes:g} min"
+        if self.mode is Mode.OVERRIDE:
+            self._audit_technician("override_extended", who, pattern=str(pattern), minutes=minutes)
+            self._on_change()
+        else:
+            self._audit_technician("override_started", who, pattern=str(pattern), minutes=minutes)
+            self._event(ModeEvent.OVERRIDE_START, what)
+        self._lease_changed.set()
+        self._work.set()
+        return self.override
+
+    def end_override(self, who: str) -> bool:
+        """Give control back (to local); False when no override was in force."""
+        if self.mode is not Mode.OVERRIDE:
+            return False
+        self._technician_event(ModeEvent.OVERRIDE_END, who, f"technician {who} released control")
+        return True
+
+    def _technician_event(self, event: ModeEvent, who: str, reason: str) -> None:
+        self._audit_technician("override_ended", who, reason=reason)
+        self._event(event, reason)
+        self._lease_changed.set()
+
+    def _audit_technician(self, action: str, who: str, **fields: Any) -> None:
+        self._record({"kind": "technician", "action": action, "who": who, **fields})
+        if self.audit is not None:
+            self.audit.append("technician", durable=True, action=action, who=who, **fields)
+
     # -- long-lived tasks ---------------------------------------------------------------------
 
     async def watch_lease(self) -> None:
         """Fall back to local the moment central is lost (sleeps until the lease's deadline)."""
         while True:
+            override = self.override
+            expired = override is not None and self._mono() >= override.until_mono
+            if self.mode is Mode.OVERRIDE and override is not None and expired:
+                self._technician_event(
+                    ModeEvent.OVERRIDE_END, override.who, "the override's time ran out"
+                )
+                continue
             if self.mode in (Mode.CENTRAL, Mode.FLASH) and self._commanded != "standby":
                 why = self.lease.lost()
                 if why is not None:
@@ -247,6 +349,9 @@ class Authority:
                     continue
             self._lease_changed.clear()
             deadline = self.lease.deadline()
+            if self.override is not None:
+                until = self.override.until_mono
+                deadline = until if deadline is None else min(deadline, until)
             timeout = None if deadline is None else max(0.0, deadline - self._mono()) + 0.001
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -269,7 +374,10 @@ class Authority:
                 if self._prepare:
                     await self.controller.set_backup_time(self.backup_time_s)
                     self._prepare = False
-                    if self.mode is not Mode.CENTRAL and self._commanded != "flash":
+                    if (
+                        self.mode not in (Mode.CENTRAL, Mode.OVERRIDE)
+                        and self._commanded != "flash"
+                    ):
                         self._release = True
                 if self._release:
                     started = self._mono()
@@ -278,7 +386,7 @@ class Authority:
                     self._commanded = "standby"
                     self.last_fallback_s = self._mono() - started
                     log.info("controller_released", seconds=round(self.last_fallback_s, 3))
-                elif self.mode is Mode.CENTRAL or self._commanded == "flash":
+                elif self.mode in (Mode.CENTRAL, Mode.OVERRIDE) or self._commanded == "flash":
                     # Rewriting the commanded pattern restarts the controller's backup timer.
                     await self.controller.command_pattern(self._commanded)
             except ControllerError as err:

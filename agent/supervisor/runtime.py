@@ -39,10 +39,10 @@ from agent import __version__
 from agent.central.jws import CommandVerifier
 from agent.central.topics import DeviceTopics
 from agent.config import AgentConfig
-from agent.controller.interface import Controller
+from agent.controller.interface import Controller, PatternCommand
 from agent.controller.poller import LinkState, PollSettings, StatusPoller
 from agent.logs import get_logger
-from agent.supervisor.authority import AuditSink, Authority, ClockCheck
+from agent.supervisor.authority import AuditSink, Authority, ClockCheck, Override
 from agent.supervisor.commands import CommandAudit, CommandHandler
 from agent.supervisor.modes import Mode
 from agent.supervisor.notify import Notifier
@@ -310,6 +310,26 @@ class Supervisor:
 
     # -- what central sees ---------------------------------------------------------------
 
+    # -- the technician's verbs (the local socket calls these) -------------------------------
+
+    async def start_override(
+        self, pattern: PatternCommand, *, minutes: float, who: str
+    ) -> Override:
+        """Time-boxed local control (see :meth:`Authority.start_override`)."""
+        stored = self.parts.store.plan
+        patterns = (
+            frozenset(p.pattern for p in stored.plan.patterns)
+            if stored is not None and stored.applied
+            else frozenset()
+        )
+        return await self.authority.start_override(
+            pattern, minutes=minutes, who=who, plan_patterns=patterns
+        )
+
+    def end_override(self, who: str) -> bool:
+        """End a technician's override; False when none was in force."""
+        return self.authority.end_override(who)
+
     def state_body(self) -> dict[str, Any]:
         """The ``state`` document (without ``ts``; the reporter stamps it)."""
         status = self.poller.latest
@@ -354,6 +374,9 @@ class Supervisor:
             },
             "clock": None if verdict is None else verdict.as_state(),
             "backup_time_s": self.authority.backup_time_s,
+            "override": None
+            if self.authority.override is None
+            else self.authority.override.as_state(),
         }
 
     def diagnostics(self) -> dict[str, Any]:

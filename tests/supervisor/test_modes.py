@@ -233,3 +233,53 @@ def test_override_refuses_central_control() -> None:
 def test_backup_time_is_longer_than_the_heartbeat_timeout() -> None:
     for timeout in (1, 5, 15, 60, 600):
         assert backup_time_for(timeout) > timeout
+
+
+class RecordingController:
+    """A controller double that records commands (the override logic, not the wire)."""
+
+    endpoint = "recording"
+
+    def __init__(self) -> None:
+        self.commands: list[Any] = []
+
+    async def command_pattern(self, command: Any) -> None:
+        self.commands.append(command)
+
+
+async def test_an_override_refuses_central_and_ends_by_itself() -> None:
+    import asyncio
+
+    from agent.supervisor.authority import OverrideRefused
+
+    controller = RecordingController()
+    clock = Clock()
+    auth = Authority(controller=controller, heartbeat_timeout_s=15, wall=clock, mono=clock)  # type: ignore[arg-type]
+    with pytest.raises(OverrideRefused):
+        await auth.start_override(7, minutes=10, who="tech", plan_patterns=frozenset({1, 2}))
+    with pytest.raises(OverrideRefused):
+        await auth.start_override(1, minutes=0, who="tech", plan_patterns=frozenset({1, 2}))
+    assert controller.commands == []
+    override = await auth.start_override(
+        2, minutes=10, who="T. Smith", plan_patterns=frozenset({1, 2})
+    )
+    assert mode_of(auth) is Mode.OVERRIDE
+    assert controller.commands == [2]
+    assert override.until_wall == clock.now + 600
+    with pytest.raises(CommandRejected) as caught:
+        auth.admit(command("control.pattern", {"pattern": 1}))
+    assert caught.value.code is Code.E_OVERRIDE
+    # The deadline passes: the lease watcher ends the override and releases the controller.
+    clock.now += 601
+    watcher = asyncio.create_task(auth.watch_lease())
+    await asyncio.sleep(0.01)
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    assert mode_of(auth) is Mode.LOCAL
+    assert auth._release
+    assert auth.override is None
+    # A technician can also give control back early.
+    await auth.start_override("flash", minutes=5, who="tech", plan_patterns=frozenset())
+    assert auth.end_override("tech")
+    assert mode_of(auth) is Mode.LOCAL
+    assert not auth.end_override("tech")
