@@ -283,3 +283,17 @@ async def test_an_override_refuses_central_and_ends_by_itself() -> None:
     assert auth.end_override("tech")
     assert mode_of(auth) is Mode.LOCAL
     assert not auth.end_override("tech")
+
+
+def test_the_operator_docs_show_this_table() -> None:
+    """docs/modes.md carries the transition table as the code has it."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "modes.md").read_text()
+    for event in ModeEvent:
+        cells = []
+        for mode in Mode:
+            after = next_mode(mode, event)
+            cells.append("·" if after is None or after is mode else f"→ `{after}`")
+        row = f"| `{event}` | " + " | ".join(cells) + " |"
+        assert row in doc, f"docs/modes.md lacks or misstates: {row}"
