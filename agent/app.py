@@ -24,6 +24,7 @@ from agent.config import AgentConfig
 from agent.controller.factory import make_controller
 from agent.controller.url import ControllerEndpoint, parse_controller_url
 from agent.errors import ConfigError
+from agent.local.server import LocalServer
 from agent.logs import get_logger
 from agent.supervisor.audit import AUDIT_DIR, AuditEntry, AuditLog
 from agent.supervisor.clock import ClockTrust
@@ -112,6 +113,7 @@ def build(config: AgentConfig, *, wall: Callable[[], float] = time.time) -> Iter
             clock_trust=ClockTrust(config.clock),
             audit=audit,
             notifier=Notifier(),
+            local=LocalServer(config.local),
         )
         yield Supervisor(parts, wall=wall)
 

@@ -147,7 +147,7 @@ class CentralConfig(_Section):
     #: Most events in one ``events`` message.
     events_batch: Annotated[int, Field(ge=1, le=1000)] = 100
     #: Command messages per second taken off the topics (beyond: dropped, counted).
-    command_rate: Annotated[float, Field(ge=1, le=100_000)] = 200.0
+    command_rate: Annotated[float, Field(ge=1, le=100_000)] = 3000.0
     #: Command messages waiting for verification (beyond: dropped, counted).
     command_queue: Annotated[int, Field(ge=1, le=100_000)] = 256
 
@@ -178,6 +178,36 @@ class ClockConfig(_Section):
         return self
 
 
+#: Longest path a unix socket can bind to (``sun_path`` is 108 bytes with its NUL).
+MAX_SOCKET_PATH_BYTES = 107
+
+
+class LocalConfig(_Section):
+    """``[local]``: the technician's control socket (docs/technician.md).
+
+    ``greenwave status``, ``override``, ``release``… talk to the running agent
+    over this unix socket. It is created with ``mode`` and group ``group``;
+    the agent also checks every peer's credentials (root, the agent's own
+    user, or a member of ``group``). When the group does not exist the socket
+    is made ``0600`` (the agent's user and root only), never wider.
+    """
+
+    socket: Path = Path("/run/greenwave/agent.sock")
+    group: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}\$?$")] = "greenwave"
+    #: Permission bits of the socket: owner read/write, the group's bits, nothing for others.
+    mode: Annotated[int, Field(ge=0o600, le=0o770)] = 0o660
+
+    @model_validator(mode="after")
+    def _socket(self) -> Self:
+        if not self.socket.is_absolute():
+            raise ValueError("socket must be an absolute path")
+        if len(os.fsencode(self.socket)) > MAX_SOCKET_PATH_BYTES:
+            raise ValueError(f"socket path is longer than {MAX_SOCKET_PATH_BYTES} bytes")
+        if self.mode & 0o600 != 0o600 or self.mode & ~0o770:
+            raise ValueError("mode must give the owner rw and nothing to others (e.g. 0o660)")
+        return self
+
+
 class AgentConfig(BaseSettings):
     """The whole configuration file."""
 
@@ -197,6 +227,7 @@ class AgentConfig(BaseSettings):
     mqtt: MqttConfig = MqttConfig()
     central: CentralConfig = CentralConfig()
     clock: ClockConfig = ClockConfig()
+    local: LocalConfig = LocalConfig()
 
     @classmethod
     def settings_customise_sources(

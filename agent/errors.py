@@ -23,7 +23,9 @@ user (CLI, acknowledgement, log) carries one of these, never a stack trace::
     │   └── AuditError              (agent.supervisor.audit) the audit log cannot be used
     ├── TrustStoreError             (agent.central.trust) the trust store is unusable (E_KEYS)
     ├── MqttLinkDown                (agent.central.link) the broker is unreachable (E_LINK)
-    └── CentralError                (agent.central.client) central tool: broker or input (E_CENTRAL)
+    ├── PkiError                    (agent.central.pki) a certificate, key or layout (E_CERTS)
+    ├── CentralError                (agent.central.client) central tool: broker or input (E_CENTRAL)
+    └── DemoError                   (agent.demo) the demo cannot run or broke down (E_DEMO)
 
 Every class has a ``code``: the stable string used in acknowledgements and
 JSON output. Messages are written for a traffic engineer or a technician.

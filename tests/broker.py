@@ -5,8 +5,10 @@
 connections, and can be stopped and started again on the *same* port with its
 persistence kept (broker-restart tests). Optionally a second, TLS listener
 with client certificates is opened (``tls=TlsFiles(...)``; throwaway files
-from :mod:`tests.pki`). :meth:`Mosquitto.pause` freezes it (SIGSTOP) to test
-a broker that stops answering without closing anything.
+from :mod:`tests.pki`), and ``extra_config`` is appended to the config as it
+is (the listener that ``greenwave certs init`` writes). :meth:`Mosquitto.pause`
+freezes it (SIGSTOP) to test a broker that stops answering without closing
+anything.
 
 The fixtures ``broker`` and ``tls_broker`` (function scope) live in
 ``tests/conftest.py``.
@@ -66,7 +68,9 @@ class TlsFiles:
 class Mosquitto:
     """One mosquitto process under a test's control."""
 
-    def __init__(self, workdir: Path, *, tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, tls: TlsFiles | None = None, extra_config: str = ""
+    ) -> None:
         binary = mosquitto_binary()
         if binary is None:
             raise RuntimeError("mosquitto is not installed: run ./scripts/setup as root")
@@ -76,6 +80,9 @@ class Mosquitto:
         self.port = free_port()
         self.tls = tls
         self.tls_port = free_port() if tls is not None else None
+        #: Appended to the generated config as it is (e.g. the listener ``greenwave certs
+        #: init`` writes); its listeners are the caller's to know.
+        self.extra_config = extra_config
         self.log_path = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._write_config()
@@ -86,6 +93,7 @@ class Mosquitto:
 
     def _write_config(self) -> None:
         lines = [
+            "set_tcp_nodelay true",
             f"listener {self.port} {HOST}",
             "allow_anonymous true",
             "persistence true",
@@ -111,6 +119,8 @@ class Mosquitto:
                 "require_certificate true",
                 "use_identity_as_username true",
             ]
+        if self.extra_config:
+            lines += ["", "# -- extra_config --", self.extra_config]
         (self.workdir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
 
     def start(self, *, timeout: float = 10.0) -> None:

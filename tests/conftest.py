@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.broker import Mosquitto
 from tests.pki import ThrowawayPki, make_test_pki
@@ -29,3 +30,11 @@ def tls_broker(tmp_path: Path, pki: ThrowawayPki) -> Iterator[Mosquitto]:
     """A mosquitto with a plain listener and a TLS one that requires a client certificate."""
     with Mosquitto(tmp_path / "tls-broker", tls=pki.broker_files()) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """Each test starts with structlog's defaults: a CLI run in-process configures it
+    for the process (level, stream), which must not leak into the next test."""
+    yield
+    structlog.reset_defaults()

@@ -536,6 +536,12 @@ class MqttLink:
                 connected = True
                 try:
                     session = await self._open_session(client)
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # Python 3.11's wait_for (inside aiomqtt) can swallow a cancel
+                        # that lands while the session opens: honour it here, or a
+                        # SIGTERM right after start would wait forever.
+                        raise asyncio.CancelledError
                     self._went_up(client, session, attempts)
                     await _until_disconnected(client)
                 except asyncio.CancelledError:

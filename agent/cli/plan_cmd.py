@@ -6,10 +6,12 @@ import json
 import shutil
 import sys
 import textwrap
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from agent.cli.common import (
     CONFIG_OPTION_HELP,
@@ -19,14 +21,26 @@ from agent.cli.common import (
     config_if_present,
     guarded,
 )
-from agent.errors import PlanParseError, PlanSchemaError
+from agent.cli.local_cmd import (
+    CONFIG_OPTION,
+    SOCKET_OPTION,
+    OneLineCommand,
+    on_the_socket,
+    phi,
+    say,
+    socket_path,
+    terminal_width,
+)
+from agent.errors import GreenwaveError, PlanParseError, PlanSchemaError
+from agent.local import client
+from agent.local.render import plan_lines
 from agent.plan.document import read_plan_file
 from agent.plan.limits import DEFAULT_SITE_LIMITS, SiteLimits
 from agent.plan.model import Plan
 from agent.plan.validator import Report, Violation, validate_plan
 
 app = typer.Typer(
-    help="Timing plan documents: validate them against the safety rules.",
+    help="Timing plans: validate files against the safety rules; show the agent's plan.",
     no_args_is_help=True,
 )
 
@@ -165,3 +179,32 @@ def validate(
             f"{unusable} unusable (site limits: {limits_source})"
         )
     raise typer.Exit(code)
+
+
+@app.command("show", cls=OneLineCommand)
+@guarded
+@on_the_socket
+def show(
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the stored plan as JSON (docs/technician.md)."
+    ),
+    socket: Path | None = SOCKET_OPTION,
+    config: Path | None = CONFIG_OPTION,
+) -> None:
+    """Show the plan the running agent holds: phases, patterns, day plans, schedule.
+
+    Asks the agent over its control socket (as 'greenwave status' does); the
+    plan is the one central loaded, or the local fallback plan.
+    """
+    document = client.request(socket_path(socket, config), "plan.show")
+    if as_json:
+        say(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    try:
+        lines = plan_lines(document, width=terminal_width(), phi=phi(), now=time.time())
+    except (ValidationError, KeyError, TypeError) as err:
+        raise GreenwaveError(
+            f"cannot lay this plan out ({type(err).__name__}; a newer agent?): use --json"
+        ) from None
+    for line in lines:
+        say(line)

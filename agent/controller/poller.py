@@ -223,6 +223,9 @@ class StatusPoller:
                 try:
                     await self.controller.open()
                 except ControllerError as err:
+                    # A port that cannot even be opened (USB adapter unplugged) is a
+                    # failed attempt too: the watchdog sees the poller is alive.
+                    self.failures += 1
                     self._set_link(LinkState(up=False, since=self._link.since, reason=str(err)))
                     await self._publish(None)
                     await self.clock.sleep(self._backoff.next_delay())

@@ -135,6 +135,8 @@ class Authority:
         self._record = record
         self._on_change = on_change
         self._cancel_activation = cancel_activation
+        #: Serialises every write of the control object (see CommandHandler.control_lock).
+        self.control_lock = asyncio.Lock()
         self._lease_changed = asyncio.Event()
         self._work = asyncio.Event()
         self._prepare = False
@@ -289,7 +291,9 @@ class Authority:
             raise OverrideRefused(f"pattern {pattern} is not in the loaded plan (it has {known})")
         if self.mode is Mode.FAULT:
             raise OverrideRefused(f"the controller is in fault: {self.machine.reason}")
-        await self.controller.command_pattern(pattern)
+        async with self.control_lock:
+            await self.controller.command_pattern(pattern)
+            self._commanded = pattern
         now_wall, now_mono = self._wall(), self._mono()
         self.override = Override(
             pattern=pattern,
@@ -379,16 +383,18 @@ class Authority:
                         and self._commanded != "flash"
                     ):
                         self._release = True
-                if self._release:
-                    started = self._mono()
-                    await self.controller.command_pattern("standby")
-                    self._release = False
-                    self._commanded = "standby"
-                    self.last_fallback_s = self._mono() - started
-                    log.info("controller_released", seconds=round(self.last_fallback_s, 3))
-                elif self.mode in (Mode.CENTRAL, Mode.OVERRIDE) or self._commanded == "flash":
-                    # Rewriting the commanded pattern restarts the controller's backup timer.
-                    await self.controller.command_pattern(self._commanded)
+                async with self.control_lock:
+                    # The value is chosen under the lock: a command in flight finishes first.
+                    if self._release:
+                        started = self._mono()
+                        await self.controller.command_pattern("standby")
+                        self._release = False
+                        self._commanded = "standby"
+                        self.last_fallback_s = self._mono() - started
+                        log.info("controller_released", seconds=round(self.last_fallback_s, 3))
+                    elif self.mode in (Mode.CENTRAL, Mode.OVERRIDE) or self._commanded == "flash":
+                        # Rewriting the commanded pattern restarts the controller's backup timer.
+                        await self.controller.command_pattern(self._commanded)
             except ControllerError as err:
                 log.warning("controller_keep_failed", error=str(err))
                 await asyncio.sleep(0.2)

@@ -196,6 +196,10 @@ class CommandHandler:
         self._activation: _Activation | _Watch | None = None
         self._activation_changed = asyncio.Event()
         self._heard_listeners: list[Callable[[VerifiedCommand], None]] = []
+        #: Held from choosing a control value through its write, read-back and
+        #: ``on_applied``; shared with the backup-timer refresh (``authority.py``),
+        #: so that a refresh can never land between a command and its read-back.
+        self.control_lock = asyncio.Lock()
         #: Judges a verified command against the agent's mode and clock (E_OVERRIDE, E_CLOCK).
         self.admit: Callable[[VerifiedCommand], None] = lambda command: None
         #: Told when a control command took effect in the controller (mode changes).
@@ -258,12 +262,16 @@ class CommandHandler:
     def _rejected(self, rejection: CommandRejected) -> None:
         code = str(rejection.code)
         self.stats.rejected[code] = self.stats.rejected.get(code, 0) + 1
+        if rejection.jti is None and not self._unverified_acks.take():
+            # A flood of junk: counted (stats, the audit log's summary), not one
+            # event and one ack each.
+            self.stats.acks_suppressed += 1
+            if self.audit is not None:
+                self.audit.note_rejection(code, rejection.detail, jti=None, cmd=None)
+            return
         self._event(
             rejection.jti, rejection.cmd, AckStatus.REJECTED, rejection.code, rejection.detail
         )
-        if rejection.jti is None and not self._unverified_acks.take():
-            self.stats.acks_suppressed += 1
-            return
         if rejection.jti is not None:
             log.info("command_rejected", code=code, detail=rejection.detail, jti=rejection.jti)
         self.acks.send(Ack.rejected(self.device_id, rejection, self.wall()))
@@ -456,13 +464,14 @@ class CommandHandler:
         )
         self._ack(command, AckStatus.ACCEPTED, Code.OK, "release stored")
         self._schedule(None)
-        try:
-            await self.controller.command_pattern("standby")
-        except ControllerError as err:
-            self._ack(command, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
-            return
-        self.store.mark_control_applied(command.jti)
-        self.on_applied(command, command.cmd, None)
+        async with self.control_lock:
+            try:
+                await self.controller.command_pattern("standby")
+            except ControllerError as err:
+                self._ack(command, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
+                return
+            self.store.mark_control_applied(command.jti)
+            self.on_applied(command, command.cmd, None)
         self._ack(
             command, AckStatus.APPLIED, Code.OK, "control released to the time-of-day schedule"
         )
@@ -484,16 +493,17 @@ class CommandHandler:
         self._activation_changed.set()
 
     async def _activate(self, activation: _Activation, command: VerifiedCommand | None) -> bool:
-        try:
-            await self.controller.command_pattern(activation.command)
-        except ControllerError as err:
-            if command is not None:
-                self._ack(command, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
-            else:
-                self._late_ack(activation, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
-            return False
-        self.store.mark_control_applied(activation.jti)
-        self.on_applied(command, activation.cmd, activation.command)
+        async with self.control_lock:
+            try:
+                await self.controller.command_pattern(activation.command)
+            except ControllerError as err:
+                if command is not None:
+                    self._ack(command, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
+                else:
+                    self._late_ack(activation, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
+                return False
+            self.store.mark_control_applied(activation.jti)
+            self.on_applied(command, activation.cmd, activation.command)
         detail = f"controller holds pattern {activation.command}"
         if command is not None:
             self._ack(command, AckStatus.APPLIED, Code.OK, detail)

@@ -13,7 +13,8 @@
         ├── spat                SpatPublisher.run: ≤ spat_hz, newest only
         ├── state               StateReporter.run: retained, on change and every 30 s
         ├── events-forward      the durable outbox → ``events``, numbered batches
-        └── events-sync         fsync of new events, at most once a second
+        ├── events-sync         fsync of new events, at most once a second
+        └── local-socket        the technician's control socket (agent/local), when configured
 
 No task is fire-and-forget: they all live in the group, and cancelling
 :meth:`Supervisor.run` (SIGTERM) cancels them all. ``ready`` is called once
@@ -45,7 +46,7 @@ from agent.logs import get_logger
 from agent.supervisor.authority import AuditSink, Authority, ClockCheck, Override
 from agent.supervisor.commands import CommandAudit, CommandHandler
 from agent.supervisor.modes import Mode
-from agent.supervisor.notify import Notifier
+from agent.supervisor.notify import Notifier, task_problem
 from agent.supervisor.store import CommandStore
 from agent.supervisor.telemetry import (
     AckSender,
@@ -125,6 +126,14 @@ class Outbox(Protocol):
         ...
 
 
+class LocalSocket(Protocol):
+    """The technician's control socket (``agent/local``), served while the agent runs."""
+
+    async def serve(self, agent: Supervisor) -> None:
+        """Serve the socket until cancelled (removing it on the way out)."""
+        ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class Parts:
     """Everything the supervisor runs, built from the config."""
@@ -139,6 +148,7 @@ class Parts:
     clock_trust: ClockCheck | None = None
     audit: Audit | None = None
     notifier: Notifier | None = None
+    local: LocalSocket | None = None
 
 
 class Supervisor:
@@ -197,11 +207,13 @@ class Supervisor:
             cancel_activation=self.handler.cancel_activation,
         )
         self.handler.admit = self.authority.admit
+        self.handler.control_lock = self.authority.control_lock
         self.handler.on_applied = self.authority.applied
         self.handler.on_heard(self.authority.heard)
         parts.link.add_listener(lambda status: self.authority.broker(bool(status.up)))
         self.deriver = EventDeriver()
         self.notifier = parts.notifier or Notifier({})
+        self._last_signal: dict[str, Any] | None = None
 
     # -- the task group ------------------------------------------------------------------
 
@@ -223,20 +235,28 @@ class Supervisor:
                 "events-sync": self.parts.outbox.keep_synced,
                 "central-lease": self.authority.watch_lease,
                 "controller-keeper": self.authority.keep_controller,
-                "controller-clock": lambda: self.authority.keep_clock(lambda: self.poller.latest),
             }
+            if self.authority.set_clock:  # else keep_clock returns at once: no task to watch
+                tasks["controller-clock"] = lambda: self.authority.keep_clock(
+                    lambda: self.poller.latest
+                )
             audit = self.parts.audit
             if audit is not None:
                 tasks["audit-sync"] = audit.keep_synced
             notifier = self.notifier
+            running: list[asyncio.Task[None]] = []
             tasks["watchdog"] = lambda: notifier.watchdog(
-                lambda: self.poller.polls + self.poller.failures
+                lambda: self.poller.polls + self.poller.failures,
+                problem=lambda: task_problem(running),
             )
+            local = self.parts.local
+            if local is not None:
+                tasks["local-socket"] = lambda: local.serve(self)
             trust = self.parts.clock_trust
             if trust is not None and hasattr(trust, "watch"):
                 tasks["clock-trust"] = lambda: trust.watch(self._clock_changed)
             for name, start in tasks.items():
-                group.create_task(start(), name=name)
+                running.append(group.create_task(start(), name=name))
             self.handler.reconcile()
             await asyncio.sleep(0)
             log.info("agent_ready", device=self.device, tasks=len(tasks))
@@ -263,7 +283,10 @@ class Supervisor:
             ts = wall_time_of(status, wall=self.wall(), mono=time.monotonic())
             for event in self.deriver.update(status, ts):
                 self.parts.outbox.append(event)
-            self.state.poke()
+            summary = signal_summary(status)
+            if summary != self._last_signal:
+                self._last_signal = summary
+                self.state.poke()
 
     async def _forward_events(self) -> None:
         async def publish(payload: bytes) -> None:

@@ -120,7 +120,12 @@ class CommandStore:
         self._control = control
 
     def mark_control_applied(self, jti: str) -> None:
-        """Record that the controller holds the control command ``jti``."""
+        """Note that the controller holds the control command ``jti`` (in memory only).
+
+        Not written to disk: a restarted agent never resumes a control command
+        (SPEC §6), so the flag only serves ``state``; skipping its fsync saves
+        about a millisecond per command on an SD card.
+        """
         if self._control is None or self._control.jti != jti or self._control.applied:
             return
-        self.store_control(self._control.model_copy(update={"applied": True}))
+        self._control = self._control.model_copy(update={"applied": True})

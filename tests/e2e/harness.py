@@ -3,15 +3,20 @@
 A :class:`Cabinet` is one intersection: a ``greenwave-sim`` on an ephemeral
 UDP port, a state directory provisioned with a root and a command key (TEST
 keys, made fresh per test), an agent config, and ``greenwave run`` as a child
-process that a test can stop, SIGKILL and start again.
+process that a test can stop, SIGKILL and start again. The cabinet's
+controller speaks NTCIP 1202, or GB/T 20999 with ``protocol="gbt"`` (the
+simulator then also answers GB/T on UDP, and the agent's URL is
+``gbt+udp://``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -74,7 +79,18 @@ class Cabinet:
     central_config: str = ""
     #: This machine's clock is not NTP-synchronised; the tests say what to trust.
     clock_trust: str = "always"
+    #: The [local] section (default: the control socket in this cabinet's directory).
+    local_config: str = ""
+    #: The controller's protocol: "ntcip" (SNMP on UDP) or "gbt" (GB/T 20999 on UDP).
+    protocol: str = "ntcip"
     proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def controller_url(self) -> str:
+        """The agent's controller URL for this cabinet's simulator."""
+        if self.protocol == "gbt":
+            return f"gbt+udp://{self.sim.endpoints['gbt-udp'][0]}"
+        return f"udp://127.0.0.1:{self.sim.udp_port}"
 
     @property
     def state_dir(self) -> Path:
@@ -92,12 +108,22 @@ class Cabinet:
     def topics(self) -> DeviceTopics:
         return DeviceTopics(self.device)
 
+    @property
+    def socket_path(self) -> Path:
+        """Where the agent's control socket goes by default (short enough to bind)."""
+        path = self.root / "agent.sock"
+        if len(str(path)) <= 100:
+            return path
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"gw-{digest}.sock"
+
     def provision(self) -> None:
         """Write the config and the trust store, as an installer would."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         trust = TrustStore.open(self.state_dir / "trust.json", clock=time.time)
         for key, role in ((self.keys.root, Role.ROOT), (self.keys.command, Role.COMMAND)):
             trust.add(TrustedKey(kid=key.kid, iss=ISSUER, role=role, public_key=key.public_key_b64))
+        local = self.local_config or f'[local]\nsocket = "{self.socket_path}"\n'
         self.config_path.write_text(
             f"""
 [device]
@@ -108,7 +134,7 @@ groups = ["corridor-a"]
 dir = "{self.state_dir}"
 
 [controller]
-url = "udp://127.0.0.1:{self.sim.udp_port}"
+url = "{self.controller_url}"
 {self.controller_config}
 
 [mqtt]
@@ -127,6 +153,7 @@ trust = "{self.clock_trust}"
 [central]
 {self.central_config or DEFAULT_CENTRAL}
 {self.extra_config}
+{local}
 """
         )
 
@@ -176,8 +203,8 @@ trust = "{self.clock_trust}"
         return found
 
     def controller(self) -> Controller:
-        """A second NTCIP client to the same simulator (to read what it holds)."""
-        return make_controller(parse_controller_url(f"udp://127.0.0.1:{self.sim.udp_port}"))
+        """A second client to the same simulator, in its protocol (to read what it holds)."""
+        return make_controller(parse_controller_url(self.controller_url))
 
 
 def new_cabinet(
@@ -191,11 +218,14 @@ def new_cabinet(
     central_config: str = "",
     clock_trust: str = "always",
     sim_clock: tuple[str, ...] = START_ARGS,
+    local_config: str = "",
+    protocol: str = "ntcip",
 ) -> Cabinet:
     """A provisioned cabinet with its simulator running (agent not started)."""
     root.mkdir(parents=True, exist_ok=True)
+    gbt = ("--gbt-udp", "127.0.0.1:0") if protocol == "gbt" else ()
     sim = start_sim(
-        root, "--udp", "127.0.0.1:0", "--no-view", "--speed", "10", *sim_clock, *sim_args
+        root, "--udp", "127.0.0.1:0", *gbt, "--no-view", "--speed", "10", *sim_clock, *sim_args
     )
     cabinet = Cabinet(
         device=device,
@@ -207,6 +237,8 @@ def new_cabinet(
         controller_config=controller_config,
         central_config=central_config,
         clock_trust=clock_trust,
+        local_config=local_config,
+        protocol=protocol,
     )
     cabinet.provision()
     return cabinet

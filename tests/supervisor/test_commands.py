@@ -57,9 +57,12 @@ async def test_control_pattern_runs_pattern_two(rig: Rig) -> None:
     async with asyncio.timeout(60):
         await rig.poller.wait_for(lambda s: s.pattern == 2)
     assert rig.acks.of(jti) == [("accepted", "OK"), ("applied", "OK")]
+    assert rig.handler.store.control is not None
+    assert rig.handler.store.control.applied
+    # On disk: the command as accepted (a restart never resumes it, so "applied"
+    # is not worth an fsync).
     control = CommandStore.open(rig.world.state_dir).control
     assert control is not None
-    assert control.applied
     assert control.pattern == 2
 
 
