@@ -3,15 +3,19 @@
 ``greenwave-sim serve`` loads a timing plan (the agent's reader and validator
 judge it first), starts the simulated controller at ``--speed`` times real
 time and answers NTCIP 1202 over SNMPv1 on UDP, and over PMPP (NTCIP 2101
-framing) on TCP and on a pty that looks like a serial port. On start it
-prints one line per endpoint on standard output, then ``ready``::
+framing) on TCP and on a pty that looks like a serial port; with
+``--gbt-udp``, ``--gbt-tcp`` or ``--gbt-pty`` it also answers GB/T 20999-2017
+on the same controller. On start it prints one line per endpoint on
+standard output, then ``ready``::
 
     udp 127.0.0.1:16100
     tcp 127.0.0.1:40123
     pty /tmp/sim-serial /dev/pts/7
+    gbt-udp 127.0.0.1:4050
     ready
 
-``greenwave-sim objects`` lists the objects it answers. See docs/simulator.md.
+``greenwave-sim objects`` lists the objects it answers (``--gbt``: the GB/T
+attributes). See docs/simulator.md.
 
 Exit codes: 0 after SIGTERM or SIGINT (clean stop); 1 when a server cannot
 start (port in use, pty path taken); 2 for a bad argument or a plan that
@@ -43,6 +47,15 @@ from firmware_sim.commands import ScheduledFault, parse_fault
 from firmware_sim.controller import SimConfig, SimController
 from firmware_sim.database import DatabaseValueError
 from firmware_sim.default_plan import DEFAULT_PLAN_JSON, DEFAULT_PLAN_NAME
+from firmware_sim.gbt_mib import SERVED as GBT_SERVED
+from firmware_sim.gbt_mib import Served as GbtServed
+from firmware_sim.gbt_responder import (
+    DEFAULT_LINK_TIMEOUT_S,
+    GbtHook,
+    parse_gbt_alter,
+    parse_gbt_ignore,
+    parse_gbt_refuse,
+)
 from firmware_sim.ntcip_mib import SERVED, ServedObject
 from firmware_sim.ntcip_responder import (
     SERIAL_MAX_MESSAGE,
@@ -209,6 +222,21 @@ def _hooks(refuse: list[str], alter: list[str], ignore: list[str]) -> tuple[Writ
     return tuple(hooks)
 
 
+def _gbt_hooks(refuse: list[str], alter: list[str], ignore: list[str]) -> tuple[GbtHook, ...]:
+    hooks: list[GbtHook] = []
+    for option, parser, texts in (
+        ("gbt-refuse", parse_gbt_refuse, refuse),
+        ("gbt-alter", parse_gbt_alter, alter),
+        ("gbt-ignore", parse_gbt_ignore, ignore),
+    ):
+        for text in texts:
+            try:
+                hooks.append(parser(text))
+            except ValueError as err:
+                _die(f"--{option} {text!r}: {err}")
+    return tuple(hooks)
+
+
 def _faults(texts: list[str]) -> tuple[ScheduledFault, ...]:
     faults: list[ScheduledFault] = []
     for text in texts:
@@ -292,10 +320,37 @@ def serve(
         metavar="FILE",
         help="Append the hi-res event log (Indiana codes) to FILE as JSON lines.",
     ),
+    gbt_udp: list[str] = typer.Option(
+        [],
+        "--gbt-udp",
+        metavar="HOST:PORT",
+        help="Answer GB/T 20999 on UDP.",
+    ),
+    gbt_tcp: list[str] = typer.Option(
+        [], "--gbt-tcp", metavar="HOST:PORT", help="Answer GB/T 20999 frames on TCP."
+    ),
+    gbt_pty: list[Path] = typer.Option(
+        [], "--gbt-pty", metavar="PATH", help="Answer GB/T 20999 frames on a pty linked at PATH."
+    ),
+    gbt_link_timeout: int = typer.Option(
+        DEFAULT_LINK_TIMEOUT_S,
+        "--gbt-link-timeout",
+        metavar="S",
+        help="Drop GB/T center control after S simulated seconds of silence (0: never).",
+    ),
+    gbt_refuse: list[str] = typer.Option(
+        [], "--gbt-refuse", metavar="ATTR[:CODE]", help="Answer GB/T sets of ATTR with an error."
+    ),
+    gbt_alter: list[str] = typer.Option(
+        [], "--gbt-alter", metavar="ATTR=DELTA", help="Store GB/T sets of ATTR plus DELTA."
+    ),
+    gbt_ignore: list[str] = typer.Option(
+        [], "--gbt-ignore", metavar="ATTR", help="Accept GB/T sets of ATTR, store nothing."
+    ),
     log_level: str = typer.Option("info", "--log-level", metavar="debug|info|warning"),
     log_format: str = typer.Option("auto", "--log-format", metavar="auto|console|json"),
 ) -> None:
-    """Run the simulated controller and answer NTCIP 1202 on UDP, TCP and a pty."""
+    """Run the simulated controller: NTCIP 1202 on UDP, TCP and a pty; GB/T 20999 too."""
     if log_level not in {"debug", "info", "warning"}:
         _die(f"--log-level {log_level!r}: use debug, info or warning")
     if log_format not in {"auto", "console", "json"}:
@@ -310,6 +365,8 @@ def serve(
         _die(f"--max-message {max_message}: must be {MIN_MESSAGE}-65507")
     if not community or not community.isascii():
         _die("--community: must be non-empty ASCII text")
+    if not 0 <= gbt_link_timeout <= 65535:
+        _die(f"--gbt-link-timeout {gbt_link_timeout}: must be 0-65535 seconds")
     try:
         offset_s = _parse_offset(utc_offset)
         epoch_s = _parse_start(start, offset_s)
@@ -319,8 +376,9 @@ def serve(
         math.isfinite(start_at_wall) and 0 < start_at_wall <= time.time()
     ):
         _die("--start-at-wall: must be a wall-clock epoch in the past")
+    any_endpoint = udp or tcp or pty or gbt_udp or gbt_tcp or gbt_pty
     settings = ServeSettings(
-        udp=_endpoints(udp, "udp") if udp or tcp or pty else (parse_host_port(DEFAULT_UDP),),
+        udp=_endpoints(udp, "udp") if any_endpoint else (parse_host_port(DEFAULT_UDP),),
         tcp=_endpoints(tcp, "tcp"),
         pty=tuple(pty),
         speed=speed,
@@ -334,6 +392,11 @@ def serve(
         control=control,
         events_file=events,
         start_at_wall=start_at_wall,
+        gbt_udp=_endpoints(gbt_udp, "gbt-udp"),
+        gbt_tcp=_endpoints(gbt_tcp, "gbt-tcp"),
+        gbt_pty=tuple(gbt_pty),
+        gbt_link_timeout_s=gbt_link_timeout,
+        gbt_hooks=_gbt_hooks(gbt_refuse, gbt_alter, gbt_ignore),
     )
     show_view = sys.stdout.isatty() if view is None else view
     _configure_logging(log_level, "console" if show_view and log_format == "auto" else log_format)
@@ -370,11 +433,42 @@ def _units(served: ServedObject) -> str:
     return served.mib.units.value or "-"
 
 
+def _gbt_instance(served: GbtServed) -> str:
+    address = served.address
+    base = f"{address.data_class}.{address.object}.{address.attribute}"
+    if not served.attribute.table:
+        return f"{base}.0"
+    row = served.attribute.name.split(".")[0]
+    return f"{base}.<{row}>"
+
+
+def _gbt_objects(markdown: bool) -> None:
+    if markdown:
+        print("| attribute | address | bytes | units | access | in the simulator |")
+        print("|---|---|---|---|---|---|")
+    for served in GBT_SERVED:
+        access = "read-write" if served.write is not None else "read-only"
+        attribute = served.attribute
+        units = attribute.unit or "-"
+        if markdown:
+            effect = served.effect or "-"
+            print(
+                f"| {attribute.name} | `{_gbt_instance(served)}` | {attribute.size} | {units} "
+                f"| {access} | {effect} |"
+            )
+        else:
+            print(f"{attribute.name:<36} {access:<10} {units:<6} {_gbt_instance(served)}")
+
+
 @app.command("objects")
 def objects(
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table."),
+    gbt: bool = typer.Option(False, "--gbt", help="The GB/T 20999 attributes instead."),
 ) -> None:
-    """List the NTCIP objects the simulator answers: OID, units, access."""
+    """List the objects the simulator answers: NTCIP OIDs (or GB/T addresses), units, access."""
+    if gbt:
+        _gbt_objects(markdown)
+        return
     if markdown:
         print("| object | OID | units | access | in the simulator |")
         print("|---|---|---|---|---|")

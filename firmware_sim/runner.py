@@ -9,11 +9,14 @@ the host cannot keep up (a very high ``speed``), the driver drops the
 backlog instead of freezing the loop, and the achieved speed shows it.
 
 :func:`run_simulator` owns everything that does I/O: the UDP, TCP and pty
-servers in front of one :class:`~firmware_sim.ntcip_responder.NtcipResponder`,
+servers in front of one :class:`~firmware_sim.ntcip_responder.NtcipResponder`
+and, when GB/T 20999 endpoints are asked for, one
+:class:`~firmware_sim.gbt_responder.GbtResponder` on the same controller;
 the tasks (stepping, the stdin control channel, the live view) in one
 ``TaskGroup``, and the SIGTERM/SIGINT handlers. It reports the bound
 addresses through ``emit`` (one ``udp HOST:PORT`` / ``tcp HOST:PORT`` /
-``pty LINK DEVICE`` line each, then ``ready``) and returns when told to
+``pty LINK DEVICE`` / ``gbt-udp HOST:PORT`` / ``gbt-tcp HOST:PORT`` /
+``gbt-pty LINK DEVICE`` line each, then ``ready``) and returns when told to
 stop, after closing every server and removing every pty link.
 """
 
@@ -31,11 +34,22 @@ from typing import Final
 
 import structlog
 
-from agent.errors import GreenwaveError
+from agent.errors import GreenwaveError, ProtocolError
+from agent.protocols.gbt20999.frame import Framing
+from agent.protocols.gbt20999.message import Address, Message
+from agent.protocols.gbt20999.objects import describe, lookup
 from agent.protocols.ntcip1202 import describe_oid
 from agent.protocols.snmp import ErrorStatus, PduType, SnmpValue
 from firmware_sim.commands import ScheduledFault, parse_command, run_command
 from firmware_sim.controller import SimController
+from firmware_sim.gbt_responder import (
+    DEFAULT_LINK_TIMEOUT_S,
+    GbtHook,
+    GbtResponder,
+    GbtStreamSession,
+)
+from firmware_sim.gbt_responder import Exchange as GbtExchange
+from firmware_sim.gbt_responder import Outcome as GbtOutcome
 from firmware_sim.ntcip_responder import (
     DEFAULT_COMMUNITY,
     SERIAL_MAX_MESSAGE,
@@ -167,6 +181,18 @@ class ServeSettings:
     #: simulator first runs (fast) through everything since then, so that several
     #: simulators launched one after another share one clock (None: start now).
     start_at_wall: float | None = None
+    #: GB/T 20999 endpoints: UDP (datagrams), TCP and ptys (0x5C-escaped frames).
+    gbt_udp: tuple[tuple[str, int], ...] = ()
+    gbt_tcp: tuple[tuple[str, int], ...] = ()
+    gbt_pty: tuple[Path, ...] = ()
+    #: Simulated seconds without GB/T traffic after which center control is dropped.
+    gbt_link_timeout_s: int = DEFAULT_LINK_TIMEOUT_S
+    gbt_hooks: tuple[GbtHook, ...] = ()
+
+    @property
+    def serves_gbt(self) -> bool:
+        """True when any GB/T 20999 endpoint is asked for."""
+        return bool(self.gbt_udp or self.gbt_tcp or self.gbt_pty)
 
 
 @dataclass
@@ -272,6 +298,64 @@ def _log_exchange(exchange: Exchange) -> None:
             writes=writes,
             status=exchange.error_status.name,
             index=exchange.error_index,
+            detail=exchange.detail,
+            hooks=list(exchange.hooks) or None,
+        )
+
+
+def _gbt_value_text(address: Address, raw: bytes) -> str:
+    """A set value for a log line: ``120``, ``{1,5}``, ``1 2 3 4``, or hex."""
+    attribute = lookup(address)
+    try:
+        value = attribute.decode(raw) if attribute is not None else raw
+    except ProtocolError:
+        value = raw
+    if isinstance(value, frozenset):
+        return "{" + ",".join(str(item) for item in sorted(value)) + "}"
+    if isinstance(value, tuple):
+        items = list(value)
+        while items and items[-1] in (0, (0, 0)):
+            items.pop()
+        return (
+            " ".join(
+                f"{item[0]:02d}:{item[1]:02d}" if isinstance(item, tuple) else str(item)
+                for item in items
+            )
+            or "-"
+        )
+    if isinstance(value, bytes):
+        return value.hex(" ") or "-"
+    return str(value)
+
+
+def _log_gbt_exchange(exchange: GbtExchange) -> None:
+    if exchange.outcome is GbtOutcome.MALFORMED:
+        log.info("gbt_frame_dropped", detail=exchange.detail)
+        return
+    if exchange.outcome is GbtOutcome.IGNORED:
+        frame_type = exchange.frame_type.meaning if exchange.frame_type else None
+        log.debug("gbt_frame_ignored", frame_type=frame_type)
+        return
+    if not exchange.values:
+        if exchange.errors:
+            log.debug(
+                "gbt_query_error",
+                errors=", ".join(f"{address}=0x{code:02X}" for address, code in exchange.errors),
+            )
+        return
+    writes = ", ".join(
+        f"{describe(address)}={_gbt_value_text(address, value)}"
+        for address, value in exchange.values
+    )
+    if not exchange.errors:
+        log.info("gbt_set", writes=writes, hooks=list(exchange.hooks) or None)
+    else:
+        address, code = exchange.errors[0]
+        log.info(
+            "gbt_set_refused",
+            writes=writes,
+            refused=describe(address),
+            code=f"0x{code:02X}",
             detail=exchange.detail,
             hooks=list(exchange.hooks) or None,
         )
@@ -383,6 +467,28 @@ async def run_simulator(
     def new_session() -> PmppSession:
         return PmppSession(on_frame, address=settings.address)
 
+    gbt: GbtResponder | None = None
+    if settings.serves_gbt:
+        gbt = GbtResponder(
+            controller,
+            hooks=settings.gbt_hooks,
+            link_timeout_s=settings.gbt_link_timeout_s,
+            observer=_log_gbt_exchange,
+        )
+
+    def on_gbt_datagram(data: bytes) -> bytes | None:
+        assert gbt is not None
+        driver.catch_up()
+        return gbt.handle(data, framing=Framing.DATAGRAM)
+
+    def on_gbt_message(message: Message) -> Message | None:
+        assert gbt is not None
+        driver.catch_up()
+        return gbt.respond(message)
+
+    def new_gbt_session() -> GbtStreamSession:
+        return GbtStreamSession(on_gbt_message)
+
     summary = RunSummary()
     async with contextlib.AsyncExitStack() as stack:
         for host, port in settings.udp:
@@ -412,6 +518,35 @@ async def run_simulator(
             pty.start()
             summary.endpoints.append(f"pty {link} {pty.device}")
 
+        for host, port in settings.gbt_udp:
+            try:
+                transport, bound = await serve_udp(on_gbt_datagram, host, port)
+            except OSError as err:
+                raise SimStartError(
+                    f"cannot listen on gbt-udp {format_host_port(host, port)}: "
+                    f"{err.strerror or err}"
+                ) from err
+            stack.callback(transport.close)
+            summary.endpoints.append(f"gbt-udp {format_host_port(*bound)}")
+        for host, port in settings.gbt_tcp:
+            try:
+                server = await serve_tcp(new_gbt_session, host, port, baud=settings.baud)
+            except OSError as err:
+                raise SimStartError(
+                    f"cannot listen on gbt-tcp {format_host_port(host, port)}: "
+                    f"{err.strerror or err}"
+                ) from err
+            stack.push_async_callback(server.close)
+            summary.endpoints.append(f"gbt-tcp {format_host_port(*server.address)}")
+        for link in settings.gbt_pty:
+            try:
+                pty = PtyPort(link, new_gbt_session, baud=settings.baud)
+            except OSError as err:
+                raise SimStartError(f"cannot create the pty {link}: {err.strerror or err}") from err
+            stack.push_async_callback(pty.close)
+            pty.start()
+            summary.endpoints.append(f"gbt-pty {link} {pty.device}")
+
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
             stack.callback(loop.remove_signal_handler, signum)
@@ -431,6 +566,8 @@ async def run_simulator(
             address=settings.address,
             baud=settings.baud,
             hooks=[hook.label for hook in settings.hooks] or None,
+            gbt_hooks=[hook.label for hook in settings.gbt_hooks] or None,
+            gbt_link_timeout_s=settings.gbt_link_timeout_s if gbt is not None else None,
         )
         for line in summary.endpoints:
             emit(line)
@@ -445,12 +582,17 @@ async def run_simulator(
             while True:
                 driver.catch_up()
                 stats = responder.stats
+                gbt_answered = gbt.stats.answered if gbt is not None else 0
+                gbt_dropped = gbt.stats.malformed if gbt is not None else 0
                 live.refresh(
                     controller,
                     ViewInfo(
                         speed=driver.achieved_speed,
-                        requests=stats.answered,
-                        dropped=stats.bad_community + stats.malformed + stats.unsupported,
+                        requests=stats.answered + gbt_answered,
+                        dropped=stats.bad_community
+                        + stats.malformed
+                        + stats.unsupported
+                        + gbt_dropped,
                         endpoints=tuple(summary.endpoints),
                     ),
                 )
@@ -484,6 +626,10 @@ async def run_simulator(
     summary.answered = stats.answered
     summary.bad_community = stats.bad_community
     summary.malformed = stats.malformed
+    if gbt is not None:
+        summary.requests += gbt.stats.requests
+        summary.answered += gbt.stats.answered
+        summary.malformed += gbt.stats.malformed
     summary.sim_seconds = driver.elapsed_s
     summary.achieved_speed = driver.achieved_speed
     log.info(
@@ -493,6 +639,8 @@ async def run_simulator(
         bad_community=stats.bad_community,
         malformed=stats.malformed,
         sets=stats.sets_applied,
+        gbt_requests=gbt.stats.requests if gbt is not None else None,
+        gbt_sets=gbt.stats.sets_applied if gbt is not None else None,
         sim_seconds=round(driver.elapsed_s, 1),
         speed=round(driver.achieved_speed, 2),
     )

@@ -4,7 +4,9 @@ The poller runs with the agent's default settings (10 Hz, the config's
 timeout, retries and ``down_after``). The simulator is stopped with SIGTERM
 (it closes its sockets and its pty) and with SIGKILL (the kernel does), and
 then started again on the same UDP port, TCP port and pty path: the same
-poller, never restarted, sees the link come back and polls on.
+poller, never restarted, sees the link come back and polls on -- over NTCIP
+1202 and over GB/T 20999, whose driver also exchanges a heartbeat before it
+calls a link up.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from agent.controller.poller import PollSettings, StatusPoller
 from tests.simfront.helpers import SimProcess, start_sim
 
 from .helpers import (
-    TRANSPORTS,
+    LINKS,
+    Protocol,
     Transport,
     controller_url,
-    ntcip,
+    driver,
     polling,
-    serve_args,
+    same_endpoints,
     start_all,
     statuses_until,
 )
@@ -60,32 +63,29 @@ async def _stop(sim: SimProcess, sig: signal.Signals, poller: StatusPoller) -> t
 
 
 @pytest.mark.usefixtures("no_leaked_tasks")
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("protocol", "transport"), LINKS)
 async def test_link_down_within_1_s_of_a_stop_and_up_again_after_a_restart(
-    tmp_path: Path, transport: Transport
+    tmp_path: Path, protocol: Protocol, transport: Transport
 ) -> None:
-    first = start_all(tmp_path, "--no-view")
+    first = start_all(tmp_path, "--no-view", protocol=protocol)
     running = [first]
-    host, port = first.tcp_address
-    same_endpoints = serve_args(
-        tmp_path, "--no-view", udp=f"127.0.0.1:{first.udp_port}", tcp=f"{host}:{port}"
-    )
-    controller = ntcip(controller_url(first, transport, tmp_path))
+    again = same_endpoints(first, tmp_path, "--no-view", protocol=protocol)
+    controller = driver(controller_url(first, transport, tmp_path, protocol=protocol))
     try:
         async with polling(controller, _default_poll_settings()) as poller:
             async with asyncio.timeout(10):
                 await poller.wait_link(True)
             for sig in (signal.SIGTERM, signal.SIGKILL):
                 down_s, reason = await _stop(running[-1], sig, poller)
-                running.append(await asyncio.to_thread(start_sim, tmp_path, *same_endpoints))
+                running.append(await asyncio.to_thread(start_sim, tmp_path, *again))
                 restarted = time.monotonic()
                 async with asyncio.timeout(10):
                     await poller.wait_link(True)
                 up_s = time.monotonic() - restarted
                 await _polls_flow(poller)
                 print(
-                    f"{transport} {sig.name}: link down {down_s * 1000:.0f} ms after the signal "
-                    f"({reason}); up {up_s * 1000:.0f} ms after the restart"
+                    f"{protocol} {transport} {sig.name}: link down {down_s * 1000:.0f} ms after "
+                    f"the signal ({reason}); up {up_s * 1000:.0f} ms after the restart"
                 )
                 assert down_s <= DOWN_WITHIN_S
     finally:

@@ -48,7 +48,7 @@ def test_query_parameters_override_defaults() -> None:
         ("", "empty"),
         ("127.0.0.1:161", "no scheme"),
         ("http://x:1", "unknown scheme 'http'"),
-        ("gbt+udp://x:1", "unknown protocol 'gbt'"),
+        ("snmp+udp://x:1", "unknown protocol 'snmp'"),
         ("udp://host", "give host and port"),
         ("udp://host:99999", "0-65535"),
         ("serial://", "give the device"),
