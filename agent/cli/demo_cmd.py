@@ -202,6 +202,15 @@ async def _play(director: Director) -> tuple[Verdict | None, int | None]:
             return
         received.append(signum)
         main.cancel()
+        loop.call_later(0.2, insist)
+
+    def insist() -> None:
+        # Python 3.11's asyncio.wait_for (inside aiomqtt) can swallow a cancel that
+        # lands at the wrong moment: cancel again until the story really stops.
+        if main.done() or director.board.act == "stopping":
+            return  # the cancel arrived: the director is stopping its children
+        main.cancel()
+        loop.call_later(0.2, insist)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -210,7 +219,8 @@ async def _play(director: Director) -> tuple[Verdict | None, int | None]:
     except asyncio.CancelledError:
         if not received:
             raise
-        main.uncancel()
+        while main.cancelling():  # every cancel insist() sent is answered now
+            main.uncancel()
         return None, received[0]
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -36,6 +36,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from agent.central.commands import (
@@ -53,8 +54,10 @@ from agent.central.jws import CommandVerifier, VerifiedCommand
 from agent.controller.interface import Controller, ControllerStatus, PatternCommand
 from agent.errors import ControllerError, GreenwaveError
 from agent.logs import get_logger
+from agent.plan.document import read_plan_file
 from agent.plan.limits import SiteLimits
 from agent.plan.model import Plan
+from agent.plan.validator import validate_plan
 from agent.supervisor.store import CommandStore, StoredControl
 
 log = get_logger("supervisor.commands")
@@ -177,6 +180,7 @@ class CommandHandler:
         diagnostics: Callable[[], Mapping[str, Any]] | None = None,
         on_change: Callable[[], None] | None = None,
         audit: CommandAudit | None = None,
+        fallback_plan: Path | None = None,
     ) -> None:
         self.device_id = device_id
         self.verifier = verifier
@@ -190,6 +194,8 @@ class CommandHandler:
         self.diagnostics = diagnostics
         self.on_change = on_change
         self.audit = audit
+        #: ``[state] fallback_plan``: the plan to run locally when central never loaded one.
+        self.fallback_plan = fallback_plan
         self.stats = CommandStats()
         self._queue: asyncio.Queue[VerifiedCommand | str] = asyncio.Queue(WORK_QUEUE)
         self._unverified_acks = _TokenBucket(UNVERIFIED_ACKS_PER_S, 2 * UNVERIFIED_ACKS_PER_S)
@@ -591,15 +597,55 @@ class CommandHandler:
     # -- after a reconnect or a restart ----------------------------------------------------
 
     async def _reconcile(self) -> None:
-        """Write a stored-but-unconfirmed plan into the controller (after a restart or outage).
+        """Bring the controller's tables in line with the stored plan (start, link back).
+
+        * A stored plan the controller has not confirmed is judged again against
+          today's site limits (they may have been tightened since it was
+          accepted) and written; a plan that now breaks a rule is not written.
+        * When central never loaded a plan and ``[state] fallback_plan`` names
+          one, that plan is judged, stored (without a command id) and written:
+          the controller's own schedule then runs it in ``local`` mode.
 
         The control command in force is never re-sent: after a restart or a
         fallback central must send a new command (SPEC §6).
         """
         stored = self.store.plan
+        if stored is None and self.fallback_plan is not None:
+            plan = self._fallback()
+            if plan is None:
+                return
+            stored = self.store.store_plan(plan, jti=None, now=self.wall())
+            log.info("fallback_plan_stored", version=plan.version, path=str(self.fallback_plan))
         if stored is not None and not stored.applied:
+            report = validate_plan(stored.plan, self.limits)
+            if not report.ok:
+                log.error(
+                    "stored_plan_unsafe",
+                    version=stored.plan.version,
+                    rules=sorted(report.rule_ids()),
+                    reason="the site limits changed since it was accepted; not written",
+                )
+                return
             log.info("plan_rewrite", version=stored.plan.version, reason="not confirmed")
             await self._write_plan(stored.plan, None)
+
+    def _fallback(self) -> Plan | None:
+        """The local fallback plan file, parsed and judged; None (logged) when unusable."""
+        assert self.fallback_plan is not None
+        try:
+            plan = read_plan_file(self.fallback_plan)
+        except GreenwaveError as err:
+            log.error("fallback_plan_unusable", path=str(self.fallback_plan), error=str(err))
+            return None
+        report = validate_plan(plan, self.limits)
+        if not report.ok:
+            log.error(
+                "fallback_plan_unsafe",
+                path=str(self.fallback_plan),
+                rules=sorted(report.rule_ids()),
+            )
+            return None
+        return plan
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,6 +193,7 @@ class Supervisor:
             diagnostics=self.diagnostics,
             on_change=self.state.poke,
             audit=parts.audit,
+            fallback_plan=config.state.fallback_plan,
         )
         self.authority = Authority(
             controller=parts.controller,
