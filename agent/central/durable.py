@@ -335,3 +335,37 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def lock_directory(
+    directory: Path, *, lock_name: str, what: str, error: type[StateFileError] = StateFileError
+) -> int:
+    """Create ``directory`` and hold its lock file exclusively; the lock's fd.
+
+    For append-only stores with one writer (the events outbox, the audit log).
+    Raises ``error`` when the directory cannot be used or another process holds
+    it; ``what`` names the store in that message.
+    """
+    try:
+        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+        fd = os.open(directory / lock_name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as err:
+        raise error(f"{directory}: cannot use: {err.strerror or err}") from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        raise error(f"{directory}: another process has {what} open") from err
+    return fd
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or directory by path (one already deleted needs none)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

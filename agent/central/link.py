@@ -88,15 +88,15 @@ import math
 import random
 import socket
 import ssl
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Final, Protocol
+from typing import TYPE_CHECKING, Annotated, Final
 
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.backoff import Backoff, Clock, SystemClock
 from agent.central.durable import DurableFile, StateFileError, model_parser
 from agent.central.topics import DeviceTopics
 from agent.errors import ConfigError, GreenwaveError
@@ -132,53 +132,6 @@ class MqttLinkDown(GreenwaveError):
 
 class _LocalProblem(MqttLinkDown):
     """A connection attempt that cannot succeed until someone fixes this device (a file)."""
-
-
-# -- time ----------------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    """What the link needs of time."""
-
-    def monotonic(self) -> float:
-        """Seconds on a monotonic clock."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-class Backoff:
-    """Capped exponential backoff with jitter (each wait in [ceiling/2, ceiling]), resettable."""
-
-    def __init__(self, initial: float, cap: float, rng: random.Random | None = None) -> None:
-        if not 0 < initial <= cap:
-            raise ValueError("backoff needs 0 < initial <= cap")
-        self.initial = initial
-        self.cap = cap
-        self._attempt = 0
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-
-    def next_delay(self) -> float:
-        """The next wait: doubling from ``initial`` up to ``cap``, jittered."""
-        ceiling = min(self.cap, self.initial * 2.0 ** min(self._attempt, 62))
-        self._attempt += 1
-        return self._rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        """Start again from ``initial`` (after a connection that lasted)."""
-        self._attempt = 0
 
 
 # -- inbound flood control (no I/O) --------------------------------------------------

@@ -85,7 +85,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import fcntl
 import json
 import os
 import random
@@ -98,7 +97,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, NoReturn
 
-from agent.central.durable import DurableFile, StateFileError
+from agent.central.durable import DurableFile, StateFileError, fsync_path, lock_directory
 from agent.errors import GreenwaveError
 from agent.logs import get_logger
 
@@ -388,7 +387,9 @@ class EventOutbox:
         )
         if not 1 <= per_segment <= capacity:
             raise ValueError("segment_events must be between 1 and capacity")
-        lock_fd = _lock_directory(directory)
+        lock_fd = lock_directory(
+            directory, lock_name=LOCK_FILE, what="the events outbox", error=OutboxError
+        )
         outbox = cls(
             directory,
             lock_fd,
@@ -807,9 +808,9 @@ class EventOutbox:
         with self._sync_lock:
             try:
                 for path in sorted(job.paths):
-                    _fsync_path(path)
+                    fsync_path(path)
                 if job.directory:
-                    _fsync_path(self.directory)
+                    fsync_path(self.directory)
             except OSError as err:
                 raise OutboxError(f"{self.directory}: cannot sync: {err.strerror or err}") from err
             if job.cursor is not None:
@@ -889,29 +890,3 @@ def _list_segments(directory: Path) -> list[_Segment]:
         if match is not None and int(match[1]) >= 1:
             found.append(_Segment(int(match[1]), directory / name))
     return sorted(found, key=lambda segment: segment.first_seq)
-
-
-def _lock_directory(directory: Path) -> int:
-    try:
-        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
-        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    except OSError as err:
-        raise OutboxError(f"{directory}: cannot use: {err.strerror or err}") from err
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        os.close(fd)
-        raise OutboxError(f"{directory}: another process has the events outbox open") from err
-    return fd
-
-
-def _fsync_path(path: Path) -> None:
-    """fsync a file or directory by path (a deleted segment needs none)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -27,39 +27,15 @@ depend on the wall clock.
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
+from agent.backoff import Backoff, Clock, SystemClock
 from agent.controller.interface import Controller, ControllerStatus
 from agent.errors import ControllerError
 from agent.logs import get_logger
 
 log = get_logger("controller.poller")
-
-
-class Clock(Protocol):
-    """What the poller needs of time."""
-
-    def monotonic(self) -> float:
-        """Seconds on a monotonic clock."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -80,24 +56,6 @@ class PollSettings:
     down_after: int = 3
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter, reset after success."""
-
-    def __init__(self, initial: float, cap: float, rng: random.Random | None = None) -> None:
-        self.initial = initial
-        self.cap = cap
-        self._attempt = 0
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.initial * (2**self._attempt))
-        self._attempt += 1
-        return self._rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self._attempt = 0
 
 
 class StatusPoller:

@@ -104,7 +104,7 @@ class MessageLink(Protocol):
         ...
 
 
-class _Inbox:
+class Inbox:
     """A bounded queue of messages, or the error that closed the link."""
 
     def __init__(self, counters: LinkCounters) -> None:
@@ -135,7 +135,7 @@ class _Inbox:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, inbox: _Inbox, counters: LinkCounters) -> None:
+    def __init__(self, inbox: Inbox, counters: LinkCounters) -> None:
         self._inbox = inbox
         self._counters = counters
 
@@ -156,7 +156,7 @@ class UdpLink:
         self._host = host
         self._port = port
         self.counters = LinkCounters()
-        self._inbox = _Inbox(self.counters)
+        self._inbox = Inbox(self.counters)
         self._transport: asyncio.DatagramTransport | None = None
 
     @property
@@ -174,7 +174,7 @@ class UdpLink:
     async def open(self) -> None:
         if self.is_open:
             return
-        self._inbox = _Inbox(self.counters)
+        self._inbox = Inbox(self.counters)
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_datagram_endpoint(
@@ -205,10 +205,23 @@ class UdpLink:
         return await self._inbox.get()
 
 
-class _StreamProtocol(asyncio.Protocol):
-    """One opening of the stream; ``closed`` is set once the port is really closed."""
+class StreamOwner(Protocol):
+    """A stream link, as its asyncio protocol reports to it."""
 
-    def __init__(self, link: PmppStreamLink) -> None:
+    def on_bytes(self, data: bytes) -> None: ...
+
+    def on_lost(self, protocol: StreamProtocol, exc: Exception | None) -> None: ...
+
+
+class StreamProtocol(asyncio.Protocol):
+    """One opening of a byte stream; ``closed`` is set once the port is really closed.
+
+    Shared by every framed stream link (PMPP here, GB/T 20999 in
+    ``gbt20999/link.py``): bytes go to the owner's decoder, the end to its
+    ``on_lost``.
+    """
+
+    def __init__(self, link: StreamOwner) -> None:
         self._link = link
         self.closed = asyncio.Event()
 
@@ -228,10 +241,10 @@ class PmppStreamLink:
         self._address = address
         self._baud = baud
         self.counters = LinkCounters()
-        self._inbox = _Inbox(self.counters)
+        self._inbox = Inbox(self.counters)
         self._decoder = PmppDecoder()
         self._transport: asyncio.Transport | None = None
-        self._protocol: _StreamProtocol | None = None
+        self._protocol: StreamProtocol | None = None
         #: Why the stream is closed, for the next :meth:`send`.
         self._closed_because = "not open"
 
@@ -250,20 +263,20 @@ class PmppStreamLink:
     async def open(self) -> None:
         if self.is_open:
             return
-        self._inbox = _Inbox(self.counters)
+        self._inbox = Inbox(self.counters)
         self._decoder = PmppDecoder()
         loop = asyncio.get_running_loop()
         try:
             transport, protocol = await serial_asyncio_fast.create_serial_connection(
                 loop,
-                lambda: _StreamProtocol(self),
+                lambda: StreamProtocol(self),
                 self._url,
                 baudrate=self._baud,
                 timeout=0,
             )
         except (OSError, serial.SerialException, ValueError) as err:
             raise LinkDown(f"{self._url}: cannot open: {err}") from err
-        assert isinstance(protocol, _StreamProtocol)
+        assert isinstance(protocol, StreamProtocol)
         self._transport, self._protocol = transport, protocol
         self._closed_because = "not open"
 

@@ -93,7 +93,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -113,6 +112,8 @@ from agent.central.durable import (
     DurableFile,
     StateFileError,
     canonical_json,
+    fsync_path,
+    lock_directory,
     model_parser,
     strict_json_loads,
 )
@@ -901,7 +902,9 @@ class AuditLog:
             raise ValueError("keep_files must be at least 1")
         if rejection_window_s <= 0 or rejection_burst < 0:
             raise ValueError("rejection_window_s must be > 0 and rejection_burst >= 0")
-        lock_fd = _lock_directory(directory)
+        lock_fd = lock_directory(
+            directory, lock_name=LOCK_FILE, what="the audit log", error=AuditError
+        )
         audit = cls(
             directory,
             lock_fd,
@@ -1191,7 +1194,7 @@ class AuditLog:
         item = _File(seq, self.directory / _file_name(seq))
         try:
             self._open_file(item)
-            _fsync_path(self.directory)  # the new name is on the medium
+            fsync_path(self.directory)  # the new name is on the medium
         except OSError as err:
             raise AuditError(f"{item.path}: cannot create: {err.strerror or err}") from err
         self._files.append(item)
@@ -1233,7 +1236,7 @@ class AuditLog:
                 except OSError as err:
                     log.error("audit_file_not_deleted", file=item.name, error=str(err))
             with contextlib.suppress(OSError):
-                _fsync_path(self.directory)
+                fsync_path(self.directory)
             log.info(
                 "audit_rotated",
                 dropped_from=doomed[0].first_seq,
@@ -1310,7 +1313,7 @@ class AuditLog:
         with self._sync_lock:
             try:
                 for path in job.paths:
-                    _fsync_path(path)
+                    fsync_path(path)
             except OSError as err:
                 raise AuditError(f"{self.directory}: cannot sync: {err.strerror or err}") from err
             written = self._head_written
@@ -1321,29 +1324,3 @@ class AuditLog:
             except StateFileError as err:
                 raise AuditError(str(err)) from err
             self._head_written = job.head
-
-
-def _lock_directory(directory: Path) -> int:
-    try:
-        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
-        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    except OSError as err:
-        raise AuditError(f"{directory}: cannot use: {err.strerror or err}") from err
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        os.close(fd)
-        raise AuditError(f"{directory}: another process has the audit log open") from err
-    return fd
-
-
-def _fsync_path(path: Path) -> None:
-    """fsync a file or directory by path (a deleted file needs none)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

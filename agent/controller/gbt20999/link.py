@@ -30,7 +30,7 @@ from typing import Final
 import serial
 import serial_asyncio_fast
 
-from agent.controller.transport import CLOSE_TIMEOUT_S, MAX_PENDING, LinkCounters
+from agent.controller.transport import CLOSE_TIMEOUT_S, Inbox, LinkCounters, StreamProtocol
 from agent.errors import LinkDown
 from agent.logs import get_logger
 from agent.protocols.gbt20999.frame import (
@@ -52,47 +52,6 @@ UDP_MAX_FRAME: Final = 1472
 _PARITY: Final = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 
 
-class _Inbox:
-    """A bounded queue of frames, or the error that closed the link."""
-
-    def __init__(self, counters: LinkCounters) -> None:
-        self._queue: asyncio.Queue[bytes | LinkDown] = asyncio.Queue()
-        self._counters = counters
-
-    def put(self, message: bytes) -> None:
-        if self._queue.qsize() >= MAX_PENDING:
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self._queue.get_nowait()
-            self._counters.overflow += 1
-        self._counters.received += 1
-        self._queue.put_nowait(message)
-
-    def fail(self, error: LinkDown) -> None:
-        self._queue.put_nowait(error)
-
-    async def get(self) -> bytes:
-        item = await self._queue.get()
-        if isinstance(item, LinkDown):
-            self._queue.put_nowait(item)  # every later reader sees it too
-            raise item
-        return item
-
-
-class _StreamProtocol(asyncio.Protocol):
-    """One opening of the stream; ``closed`` is set once the port is really closed."""
-
-    def __init__(self, link: GbtStreamLink) -> None:
-        self._link = link
-        self.closed = asyncio.Event()
-
-    def data_received(self, data: bytes) -> None:
-        self._link.on_bytes(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed.set()
-        self._link.on_lost(self, exc)
-
-
 class GbtStreamLink:
     """Escaped GB/T 20999 frames over a byte stream named by a pyserial URL."""
 
@@ -104,10 +63,10 @@ class GbtStreamLink:
         self._baud = baud
         self._parity = _PARITY.get(parity, serial.PARITY_NONE)
         self.counters = LinkCounters()
-        self._inbox = _Inbox(self.counters)
+        self._inbox = Inbox(self.counters)
         self._decoder = FrameDecoder(max_frame=STREAM_MAX_FRAME)
         self._transport: asyncio.Transport | None = None
-        self._protocol: _StreamProtocol | None = None
+        self._protocol: StreamProtocol | None = None
         self._closed_because = "not open"
         self._deviations_seen: set[Deviation] = set()
 
@@ -126,13 +85,13 @@ class GbtStreamLink:
     async def open(self) -> None:
         if self.is_open:
             return
-        self._inbox = _Inbox(self.counters)
+        self._inbox = Inbox(self.counters)
         self._decoder = FrameDecoder(max_frame=STREAM_MAX_FRAME)
         loop = asyncio.get_running_loop()
         try:
             transport, protocol = await serial_asyncio_fast.create_serial_connection(
                 loop,
-                lambda: _StreamProtocol(self),
+                lambda: StreamProtocol(self),
                 self._url,
                 baudrate=self._baud,
                 parity=self._parity,
@@ -140,7 +99,7 @@ class GbtStreamLink:
             )
         except (OSError, serial.SerialException, ValueError, termios.error) as err:
             raise LinkDown(f"{self._url}: cannot open: {err}") from err
-        assert isinstance(protocol, _StreamProtocol)
+        assert isinstance(protocol, StreamProtocol)
         self._transport, self._protocol = transport, protocol
         self._closed_because = "not open"
 
