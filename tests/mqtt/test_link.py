@@ -31,11 +31,11 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from agent.backoff import Backoff
 from agent.central.durable import DurableFile
 from agent.central.link import (
     SESSION_FILE,
     SESSION_KIND,
-    Backoff,
     CommandIntake,
     InboundMessage,
     LinkStatus,
