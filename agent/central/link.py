@@ -373,6 +373,8 @@ class MqttLink:
         self._listeners: list[Listener] = []
         self._latest: dict[str, bytes] = {}
         self._latest_ready = asyncio.Event()
+        #: QoS 1 publications waiting for their PUBACK (cancelled when the link goes down).
+        self._sending: set[asyncio.Future[None]] = set()
         self._counts: collections.Counter[str] = collections.Counter()
         self._last_failure: str | None = None
 
@@ -645,6 +647,8 @@ class MqttLink:
         up_for = now - self._status.since
         self._client = None
         self._latest.clear()
+        for sending in self._sending:
+            sending.cancel()
         self._set_status(
             LinkStatus(up=False, since=now, session=self._status.session, reason=reason)
         )
@@ -730,30 +734,28 @@ class MqttLink:
         client = self._client
         if client is None:
             raise MqttLinkDown("not connected to the broker")
-        sending = asyncio.create_task(
-            client.publish(topic, payload, qos=qos, retain=retain, timeout=math.inf),
-            name="mqtt-publish",
+        # One task per message, no more: the wait for the PUBACK must end when the
+        # connection does (aiomqtt leaves it pending), so _went_down cancels it.
+        sending = asyncio.ensure_future(
+            client.publish(topic, payload, qos=qos, retain=retain, timeout=math.inf)
         )
-        down = asyncio.create_task(self._down.wait(), name="mqtt-publish-down")
+        self._sending.add(sending)
         try:
-            done, _ = await asyncio.wait(
-                (sending, down),
-                timeout=self._publish_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            async with asyncio.timeout(self._publish_timeout_s):
+                await sending
+        except TimeoutError:
+            raise MqttLinkDown(f"no PUBACK within {self._publish_timeout_s} s") from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            raise MqttLinkDown("the connection ended before the broker confirmed") from None
+        except aiomqtt.MqttError as err:
+            raise MqttLinkDown(f"publish failed: {_describe(err)}") from err
         finally:
-            for task in (sending, down):
-                task.cancel()
-            await asyncio.gather(sending, down, return_exceptions=True)
-        if sending in done:
-            try:
-                sending.result()
-            except aiomqtt.MqttError as err:
-                raise MqttLinkDown(f"publish failed: {_describe(err)}") from err
-            return
-        if down in done:
-            raise MqttLinkDown("the connection ended before the broker confirmed")
-        raise MqttLinkDown(f"no PUBACK within {self._publish_timeout_s} s")
+            self._sending.discard(sending)
+            if not sending.done():
+                sending.cancel()
 
     def publish_latest(self, topic: str, payload: bytes) -> bool:
         """Send ``payload`` at QoS 0 soon, replacing one still waiting; False while down."""

@@ -10,16 +10,16 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
+from agent.cli.service import EXIT_INTERNAL as EXIT_INTERNAL
+from agent.cli.service import EXIT_OK as EXIT_OK
+from agent.cli.service import EXIT_UNUSABLE as EXIT_UNUSABLE
+from agent.cli.service import report_error
 from agent.config import CONFIG_ENV, AgentConfig, load_config, resolve_config_path
-from agent.errors import ConfigError, GreenwaveError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-EXIT_OK = 0
 EXIT_UNSAFE = 1
-EXIT_UNUSABLE = 2
-EXIT_INTERNAL = 70
 
 CONFIG_OPTION_HELP = (
     "The agent's TOML config (default: $GREENWAVE_CONFIG, then /etc/greenwave/agent.toml)."
@@ -33,22 +33,10 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except ConfigError as err:
-            typer.echo(f"greenwave: {err}", err=True)
-            for problem in err.problems:
-                typer.echo(f"  {problem}", err=True)
-            raise typer.Exit(EXIT_UNUSABLE) from None
-        except GreenwaveError as err:
-            typer.echo(f"greenwave: {err}", err=True)
-            raise typer.Exit(EXIT_UNUSABLE) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as err:  # noqa: BLE001 - the last guard before a traceback
-            typer.echo(
-                f"greenwave: internal error, please report it: {type(err).__name__}: {err}",
-                err=True,
-            )
-            raise typer.Exit(EXIT_INTERNAL) from None
+            raise typer.Exit(report_error(err)) from None
 
     return wrapper
 

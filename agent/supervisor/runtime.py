@@ -51,6 +51,7 @@ from agent.supervisor.store import CommandStore
 from agent.supervisor.telemetry import (
     AckSender,
     EventDeriver,
+    LatestPublisher,
     Publisher,
     SpatPublisher,
     StateReporter,
@@ -71,7 +72,7 @@ class Inbound(Protocol):
     def payload(self) -> bytes: ...
 
 
-class CentralLink(Publisher, Protocol):
+class CentralLink(Publisher, LatestPublisher, Protocol):
     """What the supervisor needs of the MQTT link."""
 
     async def run(self) -> None:

@@ -496,7 +496,7 @@ def test_check_fails_without_tls_and_exits_2_on_a_bad_config(tmp_path: Path, mad
 
 
 def test_greenwave_certs_is_a_verb_of_greenwave() -> None:
-    """Fails until agent/cli/main.py registers the sub-app (app.add_typer(certs_cmd.app, …))."""
+    """Fails until agent/cli/verbs.py registers the sub-app (app.add_typer(certs_cmd.app, …))."""
     result = run([*GREENWAVE, "certs", "--help"])
     assert result.returncode == 0, result.stderr
     for verb in ("init", "show", "check"):

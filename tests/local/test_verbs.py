@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.cli.main import app
+from agent.cli.verbs import app
 from tests.local.conftest import RunCli
 
 SOCKET_VERBS = [["status"], ["watch"], ["override", "--free", "--minutes", "1"], ["release"],
