@@ -1,4 +1,8 @@
-"""End-to-end rig: real mosquitto, real simulator process, the real agent process, central.
+"""End-to-end rig: a real broker, real simulator process, the real agent process, central.
+
+The broker is mosquitto or RabbitMQ's MQTT plugin: ``tests/e2e/conftest.py``
+runs every end-to-end test against both (``[mosquitto]``/``[rabbitmq]`` in
+the test ids), through the :class:`tests.broker.Broker` interface only.
 
 A :class:`Cabinet` is one intersection: a ``greenwave-sim`` on an ephemeral
 UDP port, a state directory provisioned with a root and a command key (TEST
@@ -32,7 +36,7 @@ from agent.central.trust import TrustedKey, TrustStore
 from agent.controller.factory import make_controller
 from agent.controller.interface import Controller
 from agent.controller.url import parse_controller_url
-from tests.broker import Mosquitto
+from tests.broker import Broker
 from tests.simfront.helpers import EXAMPLE_PLAN, START_ARGS, SimProcess, start_sim
 
 REPO: Final = Path(__file__).resolve().parents[2]
@@ -70,7 +74,7 @@ class Cabinet:
 
     device: str
     root: Path
-    broker: Mosquitto
+    broker: Broker
     keys: Keys
     sim: SimProcess
     extra_config: str = ""
@@ -210,7 +214,7 @@ trust = "{self.clock_trust}"
 def new_cabinet(
     root: Path,
     device: str,
-    broker: Mosquitto,
+    broker: Broker,
     keys: Keys,
     *sim_args: str,
     extra_config: str = "",
@@ -244,12 +248,12 @@ def new_cabinet(
     return cabinet
 
 
-def broker_settings(broker: Mosquitto) -> BrokerSettings:
+def broker_settings(broker: Broker) -> BrokerSettings:
     return BrokerSettings(host=broker.host, port=broker.port, timeout_s=10)
 
 
 @asynccontextmanager
-async def central(broker: Mosquitto) -> AsyncIterator[CentralClient]:
+async def central(broker: Broker) -> AsyncIterator[CentralClient]:
     """Central's connection to the broker."""
     async with CentralClient(broker_settings(broker)) as client:
         yield client

@@ -22,7 +22,7 @@ import pytest
 from agent.central.client import CentralClient
 from agent.central.commands import Ack, AckStatus
 from agent.central.signing import SigningKey, new_jti
-from tests.broker import Mosquitto
+from tests.broker import Broker
 from tests.e2e.harness import (
     ISSUER,
     REPO,
@@ -81,7 +81,7 @@ async def acks_for(client: CentralClient, cabinet: Cabinet, token: str, jti: str
 
 
 @pytest.fixture
-async def cabinet(tmp_path: Path, broker: Mosquitto, keys: Keys) -> Any:
+async def cabinet(tmp_path: Path, broker: Broker, keys: Keys) -> Any:
     cab = new_cabinet(tmp_path / DEVICE, DEVICE, broker, keys)
     try:
         async with central(broker) as client:
@@ -95,7 +95,7 @@ async def cabinet(tmp_path: Path, broker: Mosquitto, keys: Keys) -> Any:
 
 
 async def test_pyjwt_signed_commands_are_applied_to_the_simulator(
-    cabinet: Cabinet, broker: Mosquitto, keys: Keys
+    cabinet: Cabinet, broker: Broker, keys: Keys
 ) -> None:
     async with central(broker) as client:
         load = claims("plan.load", {"plan": example_plan(2)})
@@ -129,7 +129,7 @@ async def test_pyjwt_signed_commands_are_applied_to_the_simulator(
     assert status.commanded == 2
 
 
-async def test_heartbeats_and_diagnostics(cabinet: Cabinet, broker: Mosquitto, keys: Keys) -> None:
+async def test_heartbeats_and_diagnostics(cabinet: Cabinet, broker: Broker, keys: Keys) -> None:
     signer = keys.signer()
     async with central(broker) as client:
         beat = signer.sign("heartbeat", {}, aud=DEVICE)
@@ -146,7 +146,7 @@ async def test_heartbeats_and_diagnostics(cabinet: Cabinet, broker: Mosquitto, k
 
 
 async def test_a_group_command_reaches_the_device(
-    cabinet: Cabinet, broker: Mosquitto, keys: Keys
+    cabinet: Cabinet, broker: Broker, keys: Keys
 ) -> None:
     signer = keys.signer()
     async with central(broker) as client:
@@ -237,7 +237,7 @@ async def _configuration(cabinet: Cabinet) -> tuple[Any, ...]:
 
 
 async def test_every_bad_command_is_rejected_with_its_code_and_changes_nothing(
-    cabinet: Cabinet, broker: Mosquitto, keys: Keys
+    cabinet: Cabinet, broker: Broker, keys: Keys
 ) -> None:
     async with central(broker) as client:
         load = claims("plan.load", {"plan": example_plan(10)})
@@ -274,7 +274,7 @@ async def test_every_bad_command_is_rejected_with_its_code_and_changes_nothing(
 
 
 async def test_key_rotation_holds_across_a_restart(
-    cabinet: Cabinet, broker: Mosquitto, keys: Keys
+    cabinet: Cabinet, broker: Broker, keys: Keys
 ) -> None:
     new = SigningKey.generate("cmd-2")
     entry = {
@@ -314,7 +314,7 @@ async def test_key_rotation_holds_across_a_restart(
 
 
 async def test_the_audit_log_records_commands_and_verifies(
-    cabinet: Cabinet, broker: Mosquitto, keys: Keys
+    cabinet: Cabinet, broker: Broker, keys: Keys
 ) -> None:
     signer = keys.signer()
     async with central(broker) as client:
@@ -345,7 +345,7 @@ async def test_the_audit_log_records_commands_and_verifies(
 
 
 async def test_an_untrusted_clock_refuses_coordination_and_says_why(
-    tmp_path: Path, broker: Mosquitto, keys: Keys
+    tmp_path: Path, broker: Broker, keys: Keys
 ) -> None:
     cab = new_cabinet(tmp_path / "unsynced", "cab-unsynced", broker, keys, clock_trust="never")
     signer = keys.signer()

@@ -36,7 +36,7 @@ import pytest
 from agent.central.client import CentralClient
 from agent.central.commands import AckStatus
 from agent.controller.interface import ControlSource
-from tests.broker import Mosquitto
+from tests.broker import Broker
 from tests.e2e.harness import REPO, Cabinet, Keys, central, new_cabinet, next_json
 
 PLANS = sorted((REPO / "examples" / "plans").glob("corridor-*.json"))
@@ -147,7 +147,7 @@ async def command_all(client: CentralClient, keys: Keys, cabinets: list[Cabinet]
 
 @pytest.mark.timeout(300)
 async def test_the_corridor_keeps_its_green_wave_when_central_goes(
-    tmp_path: Path, broker: Mosquitto, keys: Keys
+    tmp_path: Path, broker: Broker, keys: Keys
 ) -> None:
     anchor = time.time() - 40  # 400 simulated seconds of pre-run: all in step
     cabinets: list[Cabinet] = []
@@ -179,7 +179,7 @@ async def test_the_corridor_keeps_its_green_wave_when_central_goes(
             cabinet.sim.stop()
 
 
-async def _run_scenario(broker: Mosquitto, keys: Keys, cabinets: list[Cabinet]) -> None:
+async def _run_scenario(broker: Broker, keys: Keys, cabinets: list[Cabinet]) -> None:
     report: list[str] = []
     async with central(broker) as client:
         await wait_modes(client, cabinets, "local", within=30)

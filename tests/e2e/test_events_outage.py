@@ -1,10 +1,13 @@
 """Acceptance 4 of issue 5: no event is lost across a broker outage and a SIGKILL.
 
 The broker is stopped for 60 s (``GREENWAVE_E2E_OUTAGE_S`` shortens it for a
-quick local run) while the simulator keeps producing phase changes; halfway
-through, the agent is killed with SIGKILL and started again. When the broker
-returns, central (a persistent MQTT session) must hold every event from
-sequence number 1 on, contiguous, with no announced drops.
+quick local run; on RabbitMQ it is 20 s, ``GREENWAVE_E2E_OUTAGE_S_RABBITMQ``,
+which keeps the second broker's run short: the 60 s are proved on mosquitto,
+and a node's persistence does not depend on the outage's length) while the
+simulator keeps producing phase changes; halfway through, the agent is
+killed with SIGKILL and started again. When the broker returns, central (a
+persistent MQTT session) must hold every event from sequence number 1 on,
+contiguous, with no announced drops.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from tests.broker import Mosquitto
+from tests.broker import Broker
 from tests.e2e.harness import Keys, central, new_cabinet, wait_online
 
 DEVICE = "cab-outage"
-OUTAGE_S = float(os.environ.get("GREENWAVE_E2E_OUTAGE_S", "60"))
+OUTAGE_S = {
+    "mosquitto": float(os.environ.get("GREENWAVE_E2E_OUTAGE_S", "60")),
+    "rabbitmq": float(os.environ.get("GREENWAVE_E2E_OUTAGE_S_RABBITMQ", "20")),
+}
 
 
 class EventLog:
@@ -50,7 +56,7 @@ class EventLog:
         return [n for n in range(1, self.highest + 1) if n not in self.events]
 
 
-async def follow(broker: Mosquitto, topic: str, log: EventLog, until: Any) -> None:
+async def follow(broker: Broker, topic: str, log: EventLog, until: Any) -> None:
     """Receive events with a persistent session until ``until()`` holds."""
     async with aiomqtt.Client(
         broker.host, broker.port, identifier="central-e2e", clean_session=False
@@ -65,8 +71,9 @@ async def follow(broker: Mosquitto, topic: str, log: EventLog, until: Any) -> No
 
 @pytest.mark.timeout(300)
 async def test_events_survive_a_broker_outage_and_a_sigkill(
-    tmp_path: Path, broker: Mosquitto, keys: Keys
+    tmp_path: Path, broker: Broker, keys: Keys
 ) -> None:
+    outage_s = OUTAGE_S[broker.name]
     cabinet = new_cabinet(tmp_path / DEVICE, DEVICE, broker, keys)
     log = EventLog()
     try:
@@ -80,11 +87,11 @@ async def test_events_survive_a_broker_outage_and_a_sigkill(
 
         broker.stop()
         outage_started = time.monotonic()
-        await asyncio.sleep(OUTAGE_S / 2)
+        await asyncio.sleep(outage_s / 2)
         assert cabinet.proc is not None
         cabinet.stop(signal.SIGKILL)
         cabinet.start()
-        await asyncio.sleep(OUTAGE_S - (time.monotonic() - outage_started))
+        await asyncio.sleep(outage_s - (time.monotonic() - outage_started))
         broker.start()
         restarted_at = time.time()
 
@@ -108,9 +115,9 @@ async def test_events_survive_a_broker_outage_and_a_sigkill(
         for e in log.events.values()
         if e.get("src") == "controller" and e["ts"] < restarted_at - 1
     ]
-    assert log.highest > before_outage + 2 * OUTAGE_S
-    assert len(during) > 2 * OUTAGE_S, "the simulator kept producing events during the outage"
+    assert log.highest > before_outage + 2 * outage_s
+    assert len(during) > 2 * outage_s, "the simulator kept producing events during the outage"
     print(
         f"\nevents: {log.highest} contiguous in {log.batches} batches; "
-        f"{log.highest - before_outage} produced during/after a {OUTAGE_S:.0f} s outage"
+        f"{log.highest - before_outage} produced during/after a {outage_s:.0f} s outage"
     )

@@ -19,7 +19,7 @@ from typing import Final
 from agent.central.client import CentralClient
 from agent.central.commands import AckStatus
 from agent.controller.interface import ControlSource
-from tests.broker import Mosquitto
+from tests.broker import Broker
 from tests.controller.gbt.plans import gbt_example_document
 from tests.e2e.harness import Cabinet, Keys, central, new_cabinet, next_json, wait_online
 
@@ -50,7 +50,7 @@ async def first_record_after(
 
 
 async def test_plan_pattern_and_fallback_over_gbt_20999(
-    tmp_path: Path, broker: Mosquitto, keys: Keys
+    tmp_path: Path, broker: Broker, keys: Keys
 ) -> None:
     cabinet = new_cabinet(
         tmp_path / DEVICE,
