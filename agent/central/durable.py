@@ -251,8 +251,14 @@ class DurableFile:
 
     # -- writing -----------------------------------------------------------------
 
-    def write(self, body: Any) -> None:
+    def write(self, body: Any, *, sync: bool = True) -> None:
         """Replace the file's body durably; when this returns the new body is on the medium.
+
+        ``sync=False`` skips the two fsyncs: the replacement is still atomic
+        and survives the process being killed at any moment (the kernel has
+        it), but a power cut may undo it, or leave a main copy that fails its
+        checksum, so that the one-write-older backup is read. For flags that
+        are cheap to lose and costly to fsync on every command.
 
         Raises :class:`StateFileError` when the file cannot be written (the
         old copy is then still in place and still good).
@@ -266,17 +272,18 @@ class DurableFile:
         data = json.dumps(envelope, indent=self._indent, ensure_ascii=False, allow_nan=False)
         try:
             with self.locked():
-                self._write_tmp(data.encode("utf-8") + b"\n")
+                self._write_tmp(data.encode("utf-8") + b"\n", sync=sync)
                 if self._main_good and self.path.exists():
                     self._keep_backup()
                 os.replace(self.tmp_path, self.path)
-                _fsync_dir(self.path.parent)
+                if sync:
+                    _fsync_dir(self.path.parent)
         except OSError as err:
             raise StateFileError(f"{self.path}: cannot write: {err.strerror or err}") from err
         self._main_good = True
 
-    def _write_tmp(self, data: bytes) -> None:
-        _write_synced(self.tmp_path, data, self._mode)
+    def _write_tmp(self, data: bytes, *, sync: bool = True) -> None:
+        _write_synced(self.tmp_path, data, self._mode, sync=sync)
 
     def _keep_backup(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -312,13 +319,14 @@ class DurableFile:
                 os.close(fd)
 
 
-def _write_synced(path: Path, data: bytes, mode: int) -> None:
+def _write_synced(path: Path, data: bytes, mode: int, *, sync: bool = True) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

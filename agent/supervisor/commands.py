@@ -212,6 +212,8 @@ class CommandHandler:
         self.on_applied: Callable[[VerifiedCommand | None, str, PatternCommand | None], None] = (
             lambda command, cmd, pattern: None
         )
+        #: The control command a killed agent left unanswered (see ``_reconcile``).
+        self._interrupted: StoredControl | object | None = _UNCHECKED
 
     # -- intake ------------------------------------------------------------------------
 
@@ -406,6 +408,7 @@ class CommandHandler:
         except ControllerError as err:
             log.error("plan_write_failed", version=plan.version, error=str(err))
             if command is not None:
+                self.store.mark_plan_failed()
                 self._ack(command, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
             return False
         self.store.mark_plan_applied()
@@ -474,6 +477,7 @@ class CommandHandler:
             try:
                 await self.controller.command_pattern("standby")
             except ControllerError as err:
+                self.store.mark_control_failed(command.jti)
                 self._ack(command, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
                 return
             self.store.mark_control_applied(command.jti)
@@ -503,6 +507,7 @@ class CommandHandler:
             try:
                 await self.controller.command_pattern(activation.command)
             except ControllerError as err:
+                self.store.mark_control_failed(activation.jti)
                 if command is not None:
                     self._ack(command, AckStatus.FAILED, Code.E_CONTROLLER, str(err))
                 else:
@@ -522,17 +527,21 @@ class CommandHandler:
     def _late_ack(
         self, activation: _Activation, status: AckStatus, code: Code, detail: str
     ) -> None:
+        self._ack_by_id(activation.jti, activation.cmd, status, code, detail)
+
+    def _ack_by_id(self, jti: str, cmd: str, status: AckStatus, code: Code, detail: str) -> None:
+        """An ack for a command no longer at hand (a later activation, after a restart)."""
         if status is AckStatus.APPLIED:
             self.stats.applied += 1
         elif status is AckStatus.FAILED:
             self.stats.failed += 1
-        self._event(activation.jti, activation.cmd, status, code, detail)
-        log.info("command_" + str(status), jti=activation.jti, cmd=activation.cmd, detail=detail)
+        self._event(jti, cmd, status, code, detail)
+        log.info("command_" + str(status), jti=jti, cmd=cmd, detail=detail)
         self.acks.send(
             Ack(
                 device=self.device_id,
-                jti=activation.jti,
-                cmd=activation.cmd,
+                jti=jti,
+                cmd=cmd,
                 status=status,
                 code=code,
                 detail=detail[:1000],
@@ -608,8 +617,22 @@ class CommandHandler:
 
         The control command in force is never re-sent: after a restart or a
         fallback central must send a new command (SPEC §6).
+
+        A command the agent acknowledged ``accepted`` and was killed before
+        answering finally is answered now, once: the stored plan, when the
+        controller confirms it, ``applied``; an interrupted control command
+        ``failed`` (it is not resumed), an interrupted release ``applied`` once
+        the controller holds standby.
         """
         stored = self.store.plan
+        try:
+            await self._finish_interrupted_control()
+            if stored is not None and stored.plan.version > self.verifier.plan_version.version:
+                # Killed between storing a plan and recording its version: record it now,
+                # or another plan.load of the same version would pass the no-rollback check.
+                self.verifier.plan_version.record(stored.plan.version)
+        except GreenwaveError as err:  # a state file that cannot be written: try next time
+            log.error("reconcile_state_write_failed", error=str(err))
         if stored is None and self.fallback_plan is not None:
             plan = self._fallback()
             if plan is None:
@@ -627,7 +650,56 @@ class CommandHandler:
                 )
                 return
             log.info("plan_rewrite", version=stored.plan.version, reason="not confirmed")
-            await self._write_plan(stored.plan, None)
+            written = await self._write_plan(stored.plan, None)
+            if written and stored.jti is not None and stored.answered is False:
+                self._ack_by_id(
+                    stored.jti,
+                    "plan.load",
+                    AckStatus.APPLIED,
+                    Code.OK,
+                    f"plan {stored.plan.version} written (finished after an interruption), "
+                    "confirmed by read-back",
+                )
+
+    async def _finish_interrupted_control(self) -> None:
+        """Answer the control command a killed agent left unanswered (first reconcile only)."""
+        if self._interrupted is _UNCHECKED:
+            control = self.store.control
+            unanswered = control is not None and control.answered is False
+            self._interrupted = control if unanswered else None
+        if not isinstance(self._interrupted, StoredControl):
+            return
+        control = self._interrupted
+        if self.store.control is not control:  # a newer command replaced it
+            self._interrupted = None
+            return
+        if control.pattern is not None:
+            self.store.mark_control_failed(control.jti)
+            self._interrupted = None
+            self._ack_by_id(
+                control.jti,
+                "control.pattern",
+                AckStatus.FAILED,
+                Code.E_CONTROLLER,
+                f"the agent restarted before the controller confirmed pattern {control.pattern}; "
+                "a restart never resumes a control command: the local schedule runs",
+            )
+            return
+        async with self.control_lock:
+            try:
+                await self.controller.command_pattern("standby")
+            except ControllerError as err:  # tried again when the controller answers
+                log.warning("release_after_restart_failed", jti=control.jti, error=str(err))
+                return
+            self.store.mark_control_applied(control.jti)
+        self._interrupted = None
+        self._ack_by_id(
+            control.jti,
+            "control.release",
+            AckStatus.APPLIED,
+            Code.OK,
+            "control released to the time-of-day schedule (after the agent restarted)",
+        )
 
     def _fallback(self) -> Plan | None:
         """The local fallback plan file, parsed and judged; None (logged) when unusable."""
@@ -646,6 +718,10 @@ class CommandHandler:
             )
             return None
         return plan
+
+
+#: ``CommandHandler._interrupted`` before the first reconcile looked at the store.
+_UNCHECKED = object()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,16 @@ A command is acknowledged ``accepted`` only once what it asks is on the medium
 
 Both are :class:`~agent.central.durable.DurableFile` envelopes (write, fsync,
 rename, fsync the directory; a checksum on read; a one-write-older backup).
+
+Each also records whether central was given the command's final ack
+(``answered``), so that an agent killed between ``accepted`` and ``applied``
+finishes the command after its restart and answers it exactly once (SPEC §10):
+the supervisor writes a stored, unconfirmed plan and acknowledges it
+``applied``; a control command is never resumed (SPEC §6), so it is answered
+``failed`` (a release, which the restart carries out anyway, ``applied``).
+Marking a control command done skips the fsync (``sync=False``: it survives
+a killed process, not necessarily a power cut) to keep it off the command's
+critical path.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from agent.central.commands import Jti, NumericDate, StrictModel
-from agent.central.durable import DurableFile, Loaded, model_parser
+from agent.central.durable import DurableFile, Loaded, StateFileError, model_parser
 from agent.logs import get_logger
 from agent.plan.model import PatternChoice, Plan
 
@@ -41,6 +51,9 @@ class StoredPlan(StrictModel):
     stored_at: NumericDate
     #: True once the controller confirmed every object by read-back.
     applied: bool = False
+    #: True once central had the final ack (applied or failed) of ``jti``; None
+    #: for the fallback plan, and in files of agents that did not record it.
+    answered: bool | None = None
 
 
 class StoredControl(StrictModel):
@@ -53,6 +66,9 @@ class StoredControl(StrictModel):
     lease_s: Annotated[float, Field(ge=1, le=86_400)] | None = None
     accepted_at: NumericDate
     applied: bool = False
+    #: True once central had the final ack (applied or failed) of ``jti``;
+    #: None in files of agents that did not record it.
+    answered: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,32 +116,66 @@ class CommandStore:
         return self._control
 
     def store_plan(self, plan: Plan, *, jti: str | None, now: float) -> StoredPlan:
-        """Store ``plan`` durably, not yet applied."""
-        stored = StoredPlan(plan=plan, jti=jti, stored_at=now, applied=False)
+        """Store ``plan`` durably, not yet applied (nor answered, when a command brought it)."""
+        answered = False if jti is not None else None
+        stored = StoredPlan(plan=plan, jti=jti, stored_at=now, applied=False, answered=answered)
         self._files.plan.write(_plan_body(stored))
         self._plan = stored
         return stored
 
     def mark_plan_applied(self) -> None:
-        """Record that the controller confirmed the stored plan."""
+        """Record that the controller confirmed the stored plan (its ack follows)."""
         if self._plan is None or self._plan.applied:
             return
-        stored = self._plan.model_copy(update={"applied": True})
+        answered = True if self._plan.answered is not None else None
+        stored = self._plan.model_copy(update={"applied": True, "answered": answered})
         self._files.plan.write(_plan_body(stored))
         self._plan = stored
 
+    def mark_plan_failed(self) -> None:
+        """Record that central was told the stored plan failed (it stays unconfirmed)."""
+        if self._plan is None or self._plan.answered is not False:
+            return
+        stored = self._plan.model_copy(update={"answered": True})
+        self._plan = stored
+        self._best_effort(self._files.plan, _plan_body(stored))
+
     def store_control(self, control: StoredControl) -> None:
-        """Store the control command now in force, durably."""
+        """Store the control command now in force, durably (not yet applied nor answered)."""
+        control = control.model_copy(update={"applied": False, "answered": False})
         self._files.control.write(control.model_dump(mode="json"))
         self._control = control
 
     def mark_control_applied(self, jti: str) -> None:
-        """Note that the controller holds the control command ``jti`` (in memory only).
+        """Record that the controller holds the control command ``jti`` (its ack follows).
 
-        Not written to disk: a restarted agent never resumes a control command
-        (SPEC §6), so the flag only serves ``state``; skipping its fsync saves
-        about a millisecond per command on an SD card.
+        Written without fsync (see the module docstring): it must survive a
+        killed agent, which would otherwise answer the command ``failed``
+        after its restart, but is not worth a millisecond per command.
         """
         if self._control is None or self._control.jti != jti or self._control.applied:
             return
-        self._control = self._control.model_copy(update={"applied": True})
+        self._mark_control(applied=True)
+
+    def mark_control_failed(self, jti: str) -> None:
+        """Record that central was told the control command ``jti`` failed (no fsync)."""
+        if self._control is None or self._control.jti != jti or self._control.answered:
+            return
+        self._mark_control(applied=self._control.applied)
+
+    def _mark_control(self, *, applied: bool) -> None:
+        assert self._control is not None
+        control = self._control.model_copy(update={"applied": applied, "answered": True})
+        self._control = control
+        self._best_effort(self._files.control, control.model_dump(mode="json"))
+
+    @staticmethod
+    def _best_effort(file: DurableFile, body: dict[str, Any]) -> None:
+        """Write a flag without fsync; a write that fails is logged, the flag kept in memory.
+
+        (At worst a restarted agent answers the command a second time.)
+        """
+        try:
+            file.write(body, sync=False)
+        except StateFileError as err:
+            log.error("state_flag_not_written", file=str(file.path), error=str(err))

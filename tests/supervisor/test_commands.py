@@ -60,8 +60,8 @@ async def test_control_pattern_runs_pattern_two(rig: Rig) -> None:
     assert rig.acks.of(jti) == [("accepted", "OK"), ("applied", "OK")]
     assert rig.handler.store.control is not None
     assert rig.handler.store.control.applied
-    # On disk: the command as accepted (a restart never resumes it, so "applied"
-    # is not worth an fsync).
+    # On disk: the command, and that it was answered (written without an fsync: a
+    # restart never resumes a control command, it only answers one left unanswered).
     control = CommandStore.open(rig.world.state_dir).control
     assert control is not None
     assert control.pattern == 2
