@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from agent.controller.gbt20999.mapping import show_value
+from agent.controller.turns import LinkTurns
 from agent.errors import ControllerError, LinkDown, ProtocolError
 from agent.logs import get_logger
 from agent.protocols.gbt20999 import objects as gbt
@@ -64,6 +65,8 @@ log = get_logger("controller.gbt20999")
 
 #: Echoed sequence numbers in a row after which a reply with another number is stale.
 ECHOES_TRUSTED: Final = 3
+#: About what a status query's request takes on the wire (the poll's turn budget).
+POLL_REQUEST_BYTES: Final = 64
 #: Most bytes of one frame (request or expected reply): one Ethernet payload.
 FRAME_BUDGET: Final = 1472
 #: Bytes of a frame around its values: start, length, header, count, CRC, end.
@@ -170,7 +173,7 @@ class GbtClient:
         self.settings = settings
         self.framing = framing
         self.counters = ClientCounters()
-        self._lock = asyncio.Lock()
+        self._turns = LinkTurns()
         self._sequences = itertools.cycle(range(1, 256))
         #: Replies in a row that echoed their request's sequence number.
         self._echo_streak = 0
@@ -179,7 +182,12 @@ class GbtClient:
 
     async def _exchange(self, build: Message, *, reply_bytes: int, poll: bool) -> Message:
         """Send ``build`` (its sequence number replaced) and return the reply that answers it."""
-        async with self._lock:
+        # A poll's own wait for its answer: its turn waits no longer in silence.
+        budget = self.settings.poll_timeout_s + 1.5 * self.link.wire_seconds(
+            reply_bytes + POLL_REQUEST_BYTES
+        )
+        await self._turns.take(poll=poll, budget_s=budget, link=self.link.description)
+        try:
             attempts = 1 if poll else self.settings.retries + 1
             base = self.settings.poll_timeout_s if poll else self.settings.timeout_s
             wait = base
@@ -205,10 +213,13 @@ class GbtClient:
                 f"{self.link.description}: no answer after {attempts} "
                 f"{'try' if attempts == 1 else 'tries'} ({wait:.2f} s each)"
             )
+        finally:
+            self._turns.release()
 
     async def _await_reply(self, request: Message) -> Message:
         while True:
             data = await self.link.receive()
+            self._turns.heard()
             try:
                 reply = decode(data, framing=Framing.DATAGRAM)
             except ProtocolError as err:

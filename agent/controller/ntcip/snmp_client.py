@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.controller.transport import MessageLink
+from agent.controller.turns import LinkTurns
 from agent.errors import ControllerError, LinkDown, ProtocolError
 from agent.logs import get_logger
 from agent.protocols.ntcip1202 import describe_oid
@@ -115,7 +116,7 @@ class SnmpClient:
         self.link = link
         self.settings = settings or SnmpSettings()
         self.counters = ClientCounters()
-        self._lock = asyncio.Lock()
+        self._turns = LinkTurns()
         self._ids = itertools.count(1)
 
     def _next_id(self) -> int:
@@ -129,7 +130,10 @@ class SnmpClient:
         The wait allows for the request and its answer crossing a slow serial
         wire (about 2.5 times the request's wire time) on top of the timeout.
         """
-        async with self._lock:
+        # A poll's own wait for its answer: its turn waits no longer in silence.
+        budget = self.settings.poll_timeout_s + 2.5 * self.link.wire_seconds(self.link.max_message)
+        await self._turns.take(poll=poll, budget_s=budget, link=self.link.description)
+        try:
             attempts = 1 if poll else self.settings.retries + 1
             base = self.settings.poll_timeout_s if poll else self.settings.timeout_s
             for attempt in range(1, attempts + 1):
@@ -154,10 +158,13 @@ class SnmpClient:
                 f"{self.link.description}: no answer after {attempts} "
                 f"{'try' if attempts == 1 else 'tries'} ({wait:.2f} s each)"
             )
+        finally:
+            self._turns.release()
 
     async def _await_response(self, request_id: int) -> Pdu:
         while True:
             data = await self.link.receive()
+            self._turns.heard()
             try:
                 reply = decode_message(data)
             except ProtocolError as err:
