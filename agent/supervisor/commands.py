@@ -520,9 +520,22 @@ class CommandHandler:
             self._ack(command, AckStatus.APPLIED, Code.OK, detail)
         else:
             self._late_ack(activation, AckStatus.APPLIED, Code.OK, detail)
-        # Watch that it really runs: a new command replaces the watch.
-        self._schedule(_Watch.of(activation, self.wall()))
+        # Watch that it really runs: a new command replaces the watch. The controller
+        # changes pattern at the next boundary of the cycle it runs (SPEC §4), so the
+        # watch allows that cycle before the three of the new pattern.
+        self._schedule(_Watch.of(activation, self.wall(), lead_s=self._running_cycle_s()))
         return True
+
+    def _running_cycle_s(self) -> float:
+        """The cycle the controller is in now: its pattern's in the stored plan, else the
+        longest a site allows (free, flash, a time-of-day pattern central never sent)."""
+        latest = self.status.latest
+        stored = self.store.plan
+        if latest is not None and stored is not None and isinstance(latest.pattern, int):
+            for pattern in stored.plan.patterns:
+                if pattern.pattern == latest.pattern:
+                    return float(pattern.cycle)
+        return float(self.limits.cycle_max)
 
     def _late_ack(
         self, activation: _Activation, status: AckStatus, code: Code, detail: str
@@ -598,7 +611,8 @@ class CommandHandler:
                 AckStatus.FAILED,
                 Code.E_CONTROLLER,
                 f"pattern {watch.activation.command} not running {watch.limit_s:.0f} s after "
-                f"activation ({RUNNING_WITHIN_CYCLES} cycles); {seen}",
+                f"activation (the cycle in progress, {watch.lead_s:.0f} s, then "
+                f"{RUNNING_WITHIN_CYCLES} cycles); {seen}",
             )
             return
         log.info("pattern_running", jti=watch.activation.jti, pattern=watch.activation.command)
@@ -729,10 +743,15 @@ class _Watch:
     activation: _Activation
     limit_s: float
 
+    #: The cycle the controller may finish first (the pattern running at activation).
+    lead_s: float = 0.0
+
     @classmethod
-    def of(cls, activation: _Activation, now: float) -> _Watch:
+    def of(cls, activation: _Activation, now: float, *, lead_s: float) -> _Watch:
+        """Watch from ``now``: until activation, one cycle of the old pattern, 3 of the new."""
         cycles = (activation.cycle_s or 60.0) * RUNNING_WITHIN_CYCLES
-        return cls(activation, max(0.0, activation.at - now) + cycles + RUNNING_SLACK_S)
+        wait = max(0.0, activation.at - now) + lead_s + cycles + RUNNING_SLACK_S
+        return cls(activation, wait, lead_s)
 
 
 def _runs(status: ControllerStatus, command: PatternCommand) -> bool:
