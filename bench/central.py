@@ -1,7 +1,7 @@
 """The central link: command latency, agent CPU per command, verification rate, a forged flood.
 
     .venv/bin/python bench/central.py [--commands N] [--flood-rate R] [--flood-seconds S]
-                                      [--nagle] [--command-rate R] [--json]
+                                      [--nagle] [--command-rate R] [--json [FILE]]
 
 Runs the end-to-end rig of the tests (``tests/e2e/harness.py``): a real
 mosquitto on loopback, ``greenwave-sim serve --speed 1`` (real time) on UDP,
@@ -933,7 +933,15 @@ def main() -> None:
         help="where the agent's state directory and the broker live (default: the temp dir)",
     )
     parser.add_argument("--seed", type=int, default=1, help="pauses between commands")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="--json: print the figures as JSON instead of the tables; "
+        "--json FILE: print the tables and write the figures to FILE",
+    )
     parser.add_argument("--flood-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.flood_worker is not None:
@@ -941,10 +949,12 @@ def main() -> None:
         return
     configure_logging(level="error")
     figures = asyncio.run(measure_all(args))
-    if args.json:
+    if args.json == "-":
         print(json.dumps(figures, indent=2))
-    else:
-        report(figures)
+        return
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    report(figures)
 
 
 if __name__ == "__main__":

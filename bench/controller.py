@@ -1,6 +1,7 @@
 """The controller link: the agent's NTCIP driver and status poller against the real simulator.
 
     .venv/bin/python bench/controller.py [--seconds S] [--serial-seconds S] [--rate HZ]
+                                         [--json FILE]
 
 Starts ``greenwave-sim serve`` itself (UDP, PMPP on TCP, PMPP on a pty) and
 measures, with the agent's own driver (``make_controller``) and
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import platform
 import statistics
@@ -192,7 +194,8 @@ async def poll_flat_out(url: str, *, baud: int, seconds: float) -> WireFigures:
 
 
 async def run(args: argparse.Namespace) -> None:
-    """Both measurements, printed as two tables."""
+    """Both measurements, printed as two tables (and written to ``--json FILE``)."""
+    figures: dict[str, dict[str, dict[str, float]]] = {"status": {}, "serial": {}}
     print(
         f"controller link on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; agent driver + StatusPoller, defaults; "
@@ -210,15 +213,21 @@ async def run(args: argparse.Namespace) -> None:
         )
         async with simulator(workdir / "tty") as sim:
             for name, label in (("udp", "udp"), ("tcp", "tcp (PMPP)"), ("pty", "pty (PMPP)")):
-                figures = await poll_at_rate(
-                    sim.urls[name], rate_hz=args.rate, seconds=args.seconds
-                )
-                gaps = figures.gaps_ms
+                polled = await poll_at_rate(sim.urls[name], rate_hz=args.rate, seconds=args.seconds)
+                gaps = polled.gaps_ms
                 print(
-                    f"{label:12} {figures.rate:10.2f} {statistics.median(gaps):10.1f} "
-                    f"{percentile(gaps, 0.99):8.1f} {max(gaps):8.1f} {figures.missed:7d} "
-                    f"{figures.cpu_ms_per_poll:12.2f}"
+                    f"{label:12} {polled.rate:10.2f} {statistics.median(gaps):10.1f} "
+                    f"{percentile(gaps, 0.99):8.1f} {max(gaps):8.1f} {polled.missed:7d} "
+                    f"{polled.cpu_ms_per_poll:12.2f}"
                 )
+                figures["status"][name] = {
+                    "per_s": polled.rate,
+                    "gap_p50_ms": statistics.median(gaps),
+                    "gap_p99_ms": percentile(gaps, 0.99),
+                    "gap_max_ms": max(gaps),
+                    "missed": polled.missed,
+                    "cpu_ms_per_poll": polled.cpu_ms_per_poll,
+                }
         print(
             f"\n2. serial (pty, the simulator paces the wire), status polls back to back, "
             f"{args.serial_seconds:g} s per speed (SPEC §10: >= 90 % of the wire)"
@@ -236,6 +245,16 @@ async def run(args: argparse.Namespace) -> None:
                 f"{wire.rate:10.2f} {share:7.1f}% {wire.failures:6d} "
                 f"{wire.cpu_ms_per_poll:12.2f}"
             )
+            figures["serial"][str(baud)] = {
+                "octets_per_poll": wire.octets_per_poll,
+                "wire_allows_per_s": wire.allowed_rate,
+                "achieved_per_s": wire.rate,
+                "share_percent": share,
+                "failed": wire.failures,
+                "cpu_ms_per_poll": wire.cpu_ms_per_poll,
+            }
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 def main() -> None:
@@ -259,6 +278,9 @@ def main() -> None:
         type=int,
         action="append",
         help="serial speed to measure (repeatable; default 9600, 38400, 115200)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the figures to this file (JSON)"
     )
     args = parser.parse_args()
     args.bauds = args.bauds or list(BAUDS)

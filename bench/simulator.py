@@ -1,6 +1,6 @@
 """How fast the simulator runs, and how many SNMP requests per second it answers.
 
-    .venv/bin/python bench/simulator.py [--seconds S]
+    .venv/bin/python bench/simulator.py [--seconds S] [--json FILE]
 
 Five measurements, about ``S`` seconds each (default 4; ~25 s in all):
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import platform
@@ -270,28 +271,43 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=4.0, help="time per measurement")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the figures to this file (JSON)"
+    )
     args = parser.parse_args()
+    figures: dict[str, object] = {}
     seconds = args.seconds
     _check_fast_client()
     print(f"simulator on {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; {seconds:g} s per row")  # fmt: skip
     print(f"{'measurement':52} {'sim s/wall s':>13} {'req/s':>8}")
-    print(f"{'bare core (SimController.step)':52} {bare_core(seconds):13,.0f} {'-':>8}")
+    figures["bare_core_speed"] = bare = bare_core(seconds)
+    print(f"{'bare core (SimController.step)':52} {bare:13,.0f} {'-':>8}")
     speed, rate = asyncio.run(core_while_polled(seconds, window=1, rate=10))
+    figures["polled_10hz"] = {"speed": speed, "requests_per_s": rate}
     print(f"{'core + UDP responder, polled at 10 req/s':52} {speed:13,.0f} {rate:8.1f}")
     speed, rate = asyncio.run(core_while_polled(seconds, window=4, rate=0))
+    figures["polled_flat_out"] = {"speed": speed, "requests_per_s": rate}
     print(f"{'core + UDP responder, polled flat out (4 in flight)':52} {speed:13,.0f} {rate:8.0f}")
     trips = []
     for window in (1, 4):
         rate, median_ms, p99_ms, lost = asyncio.run(real_process_rate(seconds, window=window))
         name = f"greenwave-sim serve --speed 1, {window} in flight"
         print(f"{name:52} {'1':>13} {rate:8.0f}")
+        figures[f"process_{window}_in_flight"] = {
+            "requests_per_s": rate,
+            "round_trip_median_ms": median_ms,
+            "round_trip_p99_ms": p99_ms,
+            "lost": lost,
+        }
         trips.append(
             f"{window} in flight: median {median_ms:.2f} ms, p99 {p99_ms:.2f} ms, lost {lost}"
         )
     print("round trips (GetRequest of 10 status varbinds, UDP on loopback):")
     for line in trips:
         print(f"  {line}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How many plan documents per second the validator judges (parse + schema + rules).
 
-    .venv/bin/python bench/validator.py [--seconds S]
+    .venv/bin/python bench/validator.py [--seconds S] [--json FILE]
 
 Prints one table row per document kind. Figures, never pass/fail: quote them
 in docs/performance.md with the machine they came from.
@@ -51,7 +51,11 @@ def main() -> None:
     """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=2.0, help="time per document kind")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the figures to this file (JSON)"
+    )
     args = parser.parse_args()
+    figures: dict[str, dict[str, float]] = {}
     print(f"validator throughput on {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")  # fmt: skip
     print(f"{'document':32} {'bytes':>7} {'plans/s':>9} {'µs/plan':>9}")
@@ -60,6 +64,9 @@ def main() -> None:
         count, elapsed = measure(document, args.seconds)
         rate = count / elapsed
         print(f"{name:32} {len(document):7d} {rate:9.0f} {1e6 / rate:9.1f}")
+        figures[name] = {"bytes": len(document), "per_s": round(rate), "us_each": 1e6 / rate}
+    if args.json is not None:
+        args.json.write_text(json.dumps({"documents": figures}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
