@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from agent import __version__
+from agent import __version__, heap
 from agent.central.jws import CommandVerifier
 from agent.central.topics import DeviceTopics
 from agent.config import AgentConfig
@@ -264,6 +264,7 @@ class Supervisor:
             log.info("agent_ready", device=self.device, tasks=len(tasks))
             if parts_audit := self.parts.audit:
                 parts_audit.append("agent", durable=True, event="started", version=__version__)
+            heap.trim()
             self.notifier.ready(self._status_line())
             if ready is not None:
                 ready()
