@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from agent.errors import ConfigError
 from agent.plan.document import schema_problems
@@ -256,8 +261,25 @@ def parse_config(text: str, *, source: str = "config") -> AgentConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{source}: not valid TOML: {err}", problems=(str(err),)) from err
+    # BaseSettings takes keyword arguments named ``_env_file``, ``_secrets_dir``,
+    # ``_cli_parse_args`` ... beside the fields: a top-level key with one of those
+    # names would steer the loader (read another file, parse sys.argv) or crash it
+    # with a SettingsError. No section starts with "_", so each is an unknown key.
+    private = sorted(key for key in data if key.startswith("_"))
+    if private:
+        known = ", ".join(AgentConfig.model_fields)
+        problems = tuple(f"{key}: unknown field (known: {known})" for key in private)
+        raise ConfigError(
+            f"{source}: {len(problems)} problem(s) in the configuration", problems=problems
+        )
     try:
         return AgentConfig(**data)
+    except SettingsError as err:
+        # A GREENWAVE_<SECTION>=... override that is not the JSON its section needs.
+        reason = f"{err}: {err.__cause__}" if err.__cause__ else str(err)
+        raise ConfigError(
+            f"{source}: an environment override is unreadable ({reason})", problems=(reason,)
+        ) from err
     except ValidationError as err:
         problems = tuple(f"{path}: {why}" for path, why in schema_problems(err, AgentConfig))
         raise ConfigError(

@@ -126,7 +126,7 @@ def _model_inside(annotation: Any) -> Any:
 def _describe(error: Any, model: type[BaseModel]) -> str:
     kind = error["type"]
     loc = error["loc"]
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and loc:
         known = _known_fields(model, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -139,7 +139,8 @@ def _describe(error: Any, model: type[BaseModel]) -> str:
         message = message[len("Value error, ") :]
     value = error.get("input")
     if kind.endswith("_type") and not isinstance(value, dict | list):
-        message += f" (got {json.dumps(value)[:40]})"
+        # default=str: a TOML config holds dates and times, which JSON has no form for.
+        message += f" (got {json.dumps(value, default=str)[:40]})"
     return message
 
 
@@ -148,6 +149,10 @@ def schema_problems(err: ValidationError, model: type[BaseModel]) -> tuple[tuple
     seen: dict[tuple[str, str], None] = {}
     for error in err.errors(include_url=False):
         loc = _clean_loc(error["loc"])
+        if error["type"] == "extra_forbidden" and error["loc"]:
+            # The last part is the document's own key, whatever it looks like
+            # (a key named "[" or "int" is not a union branch).
+            loc = (*_clean_loc(error["loc"][:-1]), error["loc"][-1])
         seen[(format_loc(loc), _describe({**error, "loc": loc}, model))] = None
     return tuple(seen)
 
