@@ -227,38 +227,50 @@ async def run_cuts(workdir: Path, *, cuts: int, timeout_s: float) -> Figures:
             begun = time.monotonic()
             for n in range(cuts):
                 kind = KINDS[n % len(KINDS)]
-                central.start_heartbeats()
-                await asyncio.sleep(2 * HEARTBEAT_EVERY_S)
-                await central.take_control()
-                await controller_holds(controller, PATTERN, 10)
-                await asyncio.sleep(0.5 + (n % 7) * 0.1)  # cut at different phases
-                # Watch the controller from before the cut, whatever the cut's own steps cost.
-                watch = asyncio.create_task(released_after(controller, timeout_s + 15))
-                if kind == "broker":
-                    cut_at = time.time()
-                    broker.stop(sig=signal.SIGKILL)
-                    await central.disconnect()
-                else:
-                    await central.stop_heartbeats()
-                    cut_at = central.last_valid
-                released = await watch
-                mode = await wait_mode_logged(cabinet, cut_at, 5)
-                cut = Cut(
-                    kind=kind,
-                    mode_s=None if mode is None else mode - cut_at,
-                    released_s=None if released is None else released - cut_at,
-                )
-                figures.cuts.append(cut)
-                progress(
-                    f"  {time.monotonic() - begun:6.1f} s: cut {n + 1}/{cuts} ({kind}): mode "
-                    f"local after {_fmt(cut.mode_s)}, controller released after "
-                    f"{_fmt(cut.released_s)}"
-                )
-                if kind == "broker":
-                    broker.start()
-                    client = await central.connect()
-                    async with asyncio.timeout(30):
-                        session = await wait_online(client, cabinet, after=session)
+                # A stall anywhere in a cut is reported as one, never a silent hang: one
+                # run stopped for minutes after a command was applied, cause not found.
+                step = "start"
+                try:
+                    async with asyncio.timeout(timeout_s + 90):
+                        central.start_heartbeats()
+                        await asyncio.sleep(2 * HEARTBEAT_EVERY_S)
+                        step = "take control"
+                        await central.take_control()
+                        step = "controller holds the pattern"
+                        await controller_holds(controller, PATTERN, 10)
+                        await asyncio.sleep(0.5 + (n % 7) * 0.1)  # cut at different phases
+                        # Watch the controller from before the cut, whatever the cut's steps cost.
+                        watch = asyncio.create_task(released_after(controller, timeout_s + 15))
+                        if kind == "broker":
+                            cut_at = time.time()
+                            broker.stop(sig=signal.SIGKILL)
+                            await central.disconnect()
+                        else:
+                            await central.stop_heartbeats()
+                            cut_at = central.last_valid
+                        step = "released"
+                        released = await watch
+                        step = "mode logged"
+                        mode = await wait_mode_logged(cabinet, cut_at, 5)
+                        cut = Cut(
+                            kind=kind,
+                            mode_s=None if mode is None else mode - cut_at,
+                            released_s=None if released is None else released - cut_at,
+                        )
+                        figures.cuts.append(cut)
+                        progress(
+                            f"  {time.monotonic() - begun:6.1f} s: cut {n + 1}/{cuts} ({kind}): "
+                            f"mode local after {_fmt(cut.mode_s)}, controller released after "
+                            f"{_fmt(cut.released_s)}"
+                        )
+                        if kind == "broker":
+                            step = "broker back, agent online"
+                            broker.start()
+                            client = await central.connect()
+                            async with asyncio.timeout(30):
+                                session = await wait_online(client, cabinet, after=session)
+                except TimeoutError:
+                    raise RuntimeError(f"cut {n + 1} ({kind}) stalled at: {step}") from None
         finally:
             await central.disconnect()
             with contextlib.suppress(Exception):

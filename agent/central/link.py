@@ -756,6 +756,9 @@ class MqttLink:
             self._sending.discard(sending)
             if not sending.done():
                 sending.cancel()
+                # Whatever it ends with now is of no interest: keep asyncio from
+                # logging "exception never retrieved" for it.
+                sending.add_done_callback(_ignore_outcome)
 
     def publish_latest(self, topic: str, payload: bytes) -> bool:
         """Send ``payload`` at QoS 0 soon, replacing one still waiting; False while down."""
@@ -783,6 +786,11 @@ class MqttLink:
                     _log.debug("mqtt_latest_not_sent", topic=topic, reason=_describe(err))
                     break
                 self._counts["latest_sent"] += 1
+
+
+def _ignore_outcome(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _refused(code: object) -> bool:

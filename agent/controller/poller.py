@@ -19,9 +19,10 @@ controller that falls silent is called down at most 0.1 + 2 x 0.2 + 0.15 =
 0.65 s after its last answer, and a stream that closes at the next poll
 (0.1 s): inside the one second the agent has. (With the 500 ms timeout and
 two retries that commands use, three polls would take over 4 s.) A poll that
-waits behind a command's request fails after the same 150 ms if the
-controller says nothing meanwhile (:mod:`agent.controller.turns`), so a
-command in flight does not hide a silent controller.
+waits behind a command's request fails once a try of that request has timed
+out and the controller has said nothing for 150 ms more
+(:mod:`agent.controller.turns`): a command in flight delays the verdict by
+its first try's 0.5 s at most, and never hides a silent controller.
 
 Time is injected (:class:`Clock`) so that tests of rates and backoff do not
 depend on the wall clock.

@@ -12,9 +12,13 @@ A command is acknowledged ``accepted`` only once what it asks is on the medium
 Both are :class:`~agent.central.durable.DurableFile` envelopes (write, fsync,
 rename, fsync the directory; a checksum on read; a one-write-older backup).
 
-Each also records whether central was given the command's final ack
-(``answered``), so that an agent killed between ``accepted`` and ``applied``
-finishes the command after its restart and answers it exactly once (SPEC §10):
+Each also records whether the command's final ack was handed to the ack
+sender (``answered``), so that an agent killed between ``accepted`` and
+``applied`` finishes the command after its restart and answers it then
+instead of never (SPEC §10). The flag is set when the ack is queued, not when
+the broker confirmed it: an agent killed while its acks wait out a broker
+outage loses them (docs/central-integration.md says so; ``state`` and the
+events log carry the outcome). After a restart:
 the supervisor writes a stored, unconfirmed plan and acknowledges it
 ``applied``; a control command is never resumed (SPEC §6), so it is answered
 ``failed`` (a release, which the restart carries out anyway, ``applied``).

@@ -14,25 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.broker import Broker, Mosquitto, RabbitMQ
-from tests.e2e.harness import AGENTS, Keys
-from tests.simfront.helpers import STARTED
+from tests.e2e.harness import Keys, reap_leaked
 
 
 @pytest.fixture(autouse=True)
 def _no_leaked_processes() -> Iterator[None]:
     """Fail a test that leaves an agent or simulator process running (and kill it)."""
     yield
-    leaked = [proc for proc in (*AGENTS, *STARTED) if proc.poll() is None]
-    for proc in leaked:
-        proc.kill()
-        proc.wait(5)
-    for proc in STARTED:
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
-    AGENTS.clear()
-    STARTED.clear()
-    assert not leaked, f"{len(leaked)} process(es) left running"
+    leaked = reap_leaked()
+    assert not leaked, f"{leaked} process(es) left running"
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,7 @@ from agent.controller.factory import make_controller
 from agent.controller.interface import Controller
 from agent.controller.url import parse_controller_url
 from tests.broker import Broker
-from tests.simfront.helpers import EXAMPLE_PLAN, START_ARGS, SimProcess, start_sim
+from tests.simfront.helpers import EXAMPLE_PLAN, START_ARGS, STARTED, SimProcess, start_sim
 
 REPO: Final = Path(__file__).resolve().parents[2]
 ISSUER: Final = "tms.test-city"
@@ -48,6 +48,25 @@ DEFAULT_CENTRAL = "backup_time_s = 600"
 
 #: Every agent process a test started (the leak guard kills and reports them).
 AGENTS: list[subprocess.Popen[bytes]] = []
+
+
+def reap_leaked() -> int:
+    """Kill every agent and simulator a test left running; how many there were.
+
+    The autouse guard of the process-starting test directories (e2e, chaos,
+    local) calls it after each test and fails the test when it is not 0.
+    """
+    leaked = [proc for proc in (*AGENTS, *STARTED) if proc.poll() is None]
+    for proc in leaked:
+        proc.kill()
+        proc.wait(5)
+    for proc in STARTED:
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+    AGENTS.clear()
+    STARTED.clear()
+    return len(leaked)
 
 
 def example_plan(version: int) -> dict[str, Any]:

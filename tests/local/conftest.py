@@ -35,8 +35,7 @@ from agent.config import load_config
 from agent.local.server import LocalServer
 from agent.supervisor.runtime import Supervisor
 from tests.broker import Mosquitto
-from tests.e2e.harness import AGENTS, REPO, Cabinet, Keys, new_cabinet
-from tests.simfront.helpers import STARTED
+from tests.e2e.harness import REPO, Cabinet, Keys, new_cabinet, reap_leaked
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -61,17 +60,8 @@ def _structlog_restored() -> Iterator[None]:
 def _no_leaked_processes() -> Iterator[None]:
     """Fail a test that leaves an agent or simulator process running (and kill it)."""
     yield
-    leaked = [proc for proc in (*AGENTS, *STARTED) if proc.poll() is None]
-    for proc in leaked:
-        proc.kill()
-        proc.wait(5)
-    for proc in STARTED:
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
-    AGENTS.clear()
-    STARTED.clear()
-    assert not leaked, f"{len(leaked)} process(es) left running"
+    leaked = reap_leaked()
+    assert not leaked, f"{leaked} process(es) left running"
 
 
 @pytest.fixture

@@ -208,6 +208,7 @@ class GbtClient:
                         return await self._await_reply(request)
                 except TimeoutError:
                     self.counters.timeouts += 1
+                    self._turns.timed_out()
                     log.debug("gbt_timeout", attempt=attempt, endpoint=self.link.description)
             raise LinkDown(
                 f"{self.link.description}: no answer after {attempts} "

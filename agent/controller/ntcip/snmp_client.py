@@ -153,6 +153,7 @@ class SnmpClient:
                         return await self._await_response(request_id)
                 except TimeoutError:
                     self.counters.timeouts += 1
+                    self._turns.timed_out()
                     log.debug("snmp_timeout", attempt=attempt, endpoint=self.link.description)
             raise LinkDown(
                 f"{self.link.description}: no answer after {attempts} "
