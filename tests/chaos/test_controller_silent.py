@@ -20,20 +20,15 @@ from typing import Any
 
 import pytest
 
-from agent.central.commands import AckStatus
 from tests.broker import Mosquitto
-from tests.chaos.links import LinkRounds, start_up_done
+from tests.chaos.links import LinkRounds
 from tests.chaos.rig import (
     CENTRAL_CONFIG,
     Central,
-    command_problems,
-    event_problems,
     make_chaos,
     report,
-    state_file_problems,
-    switch_problems,
 )
-from tests.e2e.harness import Keys, example_plan, new_cabinet
+from tests.e2e.harness import Keys, new_cabinet
 
 DEVICE = "cab-chaos-silent"
 DEFAULT_ROUNDS = 6
@@ -59,28 +54,8 @@ async def test_the_controller_falls_silent_and_answers_again(
 
     try:
         async with Central(broker, cabinet, keys.signer()) as central:
-            cabinet.start()
-            await central.wait_online(after=0)
-            await start_up_done(cabinet, chaos)
-            _, ack = await central.command("plan.load", {"plan": example_plan(2)})
-            chaos.check(ack.status is AckStatus.APPLIED, f"the first plan: {ack}")
-            central.beating = True
             rounds = LinkRounds(chaos, cabinet, central, {"silences": (freeze, thaw)})
-            for number in range(1, chaos.rounds + 1):
-                chaos.round = number
-                await rounds.one()
-            central.beating = False
-            await central.caught_up()
-            problems = command_problems(central)
-            problems += event_problems(central)
-            problems += switch_problems(cabinet, rounds.sent, rounds.applied)
-            chaos.check(not problems, "\n".join(problems))
-            links = [e for e in central.event_bodies() if e.get("kind") == "controller_link"]
-            downs = sum(1 for e in links if not e.get("up"))
-            chaos.check(downs >= chaos.faults, f"{downs} link-down events for {chaos.faults}")
-            cabinet.stop()
-            problems = state_file_problems(cabinet.state_dir, DEVICE, agent_dead=True)
-            chaos.check(not problems, f"state files at the end: {problems}")
+            downs = await rounds.run()
     finally:
         os.kill(pid, signal.SIGCONT)
         cabinet.stop()
